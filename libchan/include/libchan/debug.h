@@ -1,0 +1,44 @@
+/* libchan/debug.h: counters for tests and leak hunting.
+ *
+ * System-call counters are always on: they are bumped only next to a futex
+ * call, which costs far more. Object tracking is off by default because a
+ * shared counter would bounce a cache line on every object created and
+ * destroyed; switch it on before creating the objects you want counted. */
+#ifndef LIBCHAN_DEBUG_H
+#define LIBCHAN_DEBUG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "libchan/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lch_debug_counters {
+    uint64_t futex_waits; /* FUTEX_WAIT calls made by libchan */
+    uint64_t futex_wakes; /* FUTEX_WAKE calls made by libchan */
+    int64_t live_objects; /* tracked objects not yet destroyed */
+} lch_debug_counters;
+
+/* Snapshot of the process-wide counters (relaxed reads). Any thread. */
+LCH_API void lch_debug_counters_get(lch_debug_counters *out);
+
+/* Count objects created from now on in live_objects (each counted object is
+ * uncounted when destroyed, whether tracking is still on or not). Any
+ * thread. */
+LCH_API void lch_debug_track_objects(bool on);
+
+/* Wait until every channel whose last reference was dropped has been freed.
+ * Channel memory is returned through an RCU grace period (so registry
+ * lookups racing with the last unref never touch freed memory); call this
+ * before counting allocations or swapping the allocator. May block; must not
+ * be called from inside a libchan destroy callback. */
+LCH_API void lch_debug_barrier(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBCHAN_DEBUG_H */

@@ -1,0 +1,352 @@
+/* channel.c: channels = a queue engine (ring.c if bounded, list.c if not) +
+ * blocking (spin, then park on a futex wait queue) + close + lifetime.
+ *
+ * Each channel has two wait queues: receivers park on recv_wq until values
+ * arrive; senders of a bounded channel park on send_wq until slots free up.
+ * Every successful operation notifies the other side's queue, which costs a
+ * fence and a load of a read-mostly word and makes no system call unless
+ * somebody is parked (lch__waitq_notify). */
+#include <limits.h>
+#include <string.h>
+
+#include "lch_impl.h"
+
+static _Atomic uint64_t lch__next_channel_id = 1;
+
+static void channel_destroy(lch_object *obj);
+
+static const lch_type lch__channel_type = {LCH_TYPE_CHANNEL, "channel",
+                                           channel_destroy};
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static void channel_free_rcu(struct rcu_head *head)
+{
+    lch_channel *ch = caa_container_of(head, lch_channel, rcu);
+    lch__free(ch->name);
+    lch__free_aligned(ch);
+}
+
+/* Runs once, in the thread that dropped the last reference. */
+static void channel_destroy(lch_object *obj)
+{
+    lch_channel *ch = (lch_channel *)obj;
+    if (ch->capacity)
+        lch__ring_fini(&ch->q.ring);
+    else
+        lch__list_fini(&ch->q.list);
+    /* Lookups may still be reading the header: free after a grace period. */
+    lch__registry_remove_and_free(ch, channel_free_rcu);
+}
+
+int lch_channel_create_opts(lch_channel **out, const lch_channel_opts *opts)
+{
+    static const lch_channel_opts defaults = {0, NULL, -1};
+    if (!out)
+        return LCH_EINVAL;
+    *out = NULL;
+    if (!opts)
+        opts = &defaults;
+    if (opts->capacity > LCH_CHANNEL_MAX_CAPACITY)
+        return LCH_E2BIG;
+    size_t name_len = 0;
+    if (opts->name) {
+        name_len = strnlen(opts->name, LCH_CHANNEL_MAX_NAME + 1);
+        if (name_len == 0)
+            return LCH_EINVAL;
+        if (name_len > LCH_CHANNEL_MAX_NAME)
+            return LCH_E2BIG;
+    }
+
+    lch_channel *ch = lch__malloc_aligned(sizeof *ch, LCH__CACHELINE);
+    if (!ch)
+        return LCH_ENOMEM;
+    memset(ch, 0, sizeof *ch);
+    ch->capacity = opts->capacity;
+    ch->spin_ns = opts->spin_ns < 0 ? LCH_DEFAULT_SPIN_NS : opts->spin_ns;
+    if (opts->name) {
+        ch->name = lch__malloc(name_len + 1);
+        if (!ch->name) {
+            lch__free_aligned(ch);
+            return LCH_ENOMEM;
+        }
+        memcpy(ch->name, opts->name, name_len + 1);
+    }
+    int rc = ch->capacity ? lch__ring_init(&ch->q.ring, ch->capacity)
+                          : lch__list_init(&ch->q.list);
+    if (rc != LCH_OK) {
+        lch__free(ch->name);
+        lch__free_aligned(ch);
+        return rc;
+    }
+    /* Relaxed: ids only need to be unique. */
+    ch->id = atomic_fetch_add_explicit(&lch__next_channel_id, 1,
+                                       memory_order_relaxed);
+    lch__object_init(&ch->hdr, &lch__channel_type, LCH__OBJ_SELF_FREE);
+    rc = lch__registry_add(ch);
+    if (rc != LCH_OK) {
+        /* Never published: tear down directly, without a grace period. */
+        if (ch->hdr.flags & LCH__OBJ_COUNTED)
+            atomic_fetch_sub_explicit(&lch__live_objects, 1,
+                                      memory_order_relaxed);
+        if (ch->capacity)
+            lch__ring_fini(&ch->q.ring);
+        else
+            lch__list_fini(&ch->q.list);
+        lch__free(ch->name);
+        lch__free_aligned(ch);
+        return rc;
+    }
+    *out = ch;
+    return LCH_OK;
+}
+
+int lch_channel_create(lch_channel **out, size_t capacity)
+{
+    lch_channel_opts opts = {capacity, NULL, -1};
+    return lch_channel_create_opts(out, &opts);
+}
+
+int lch_channel_ref(lch_channel *ch)
+{
+    return lch_object_ref(ch ? &ch->hdr : NULL);
+}
+
+void lch_channel_unref(lch_channel *ch)
+{
+    if (ch)
+        lch_object_unref(&ch->hdr);
+}
+
+lch_object *lch_channel_object(lch_channel *ch)
+{
+    return ch ? &ch->hdr : NULL;
+}
+
+lch_channel *lch_channel_from_object(lch_object *obj)
+{
+    if (!obj || obj->type != &lch__channel_type)
+        return NULL;
+    return (lch_channel *)obj;
+}
+
+/* ---- blocking ------------------------------------------------------------ */
+
+enum op { OP_SEND, OP_RECV };
+
+struct op_args {
+    enum op op;
+    lch_value *vals; /* source (send) or destination (recv) */
+    size_t n;
+    size_t done;
+};
+
+static int try_op(lch_channel *ch, struct op_args *a)
+{
+    if (a->op == OP_SEND)
+        return ch->capacity
+                   ? lch__ring_try_send(&ch->q.ring, a->vals, a->n, &a->done)
+                   : lch__list_try_send(&ch->q.list, a->vals, a->n, &a->done);
+    /* Acquire pairs with the release store in close_now. */
+    if (LCH__UNLIKELY(atomic_load_explicit(&ch->discarding,
+                                           memory_order_acquire)))
+        return LCH_ECLOSED;
+    return ch->capacity
+               ? lch__ring_try_recv(&ch->q.ring, a->vals, a->n, &a->done)
+               : lch__list_try_recv(&ch->q.list, a->vals, a->n, &a->done);
+}
+
+/* Tell the other side about progress: values for receivers, room for the
+ * senders of a bounded channel. */
+static inline void after_op(lch_channel *ch, const struct op_args *a)
+{
+    int n = a->done > INT_MAX ? INT_MAX : (int)a->done;
+    if (a->op == OP_SEND)
+        lch__waitq_notify(&ch->recv_wq, n);
+    else if (ch->capacity)
+        lch__waitq_notify(&ch->send_wq, n);
+}
+
+/* Out of line: the uncontended fast path in channel_op stays small. */
+static LCH__NOINLINE int wait_op(lch_channel *ch, struct op_args *a,
+                                 int64_t timeout_ns)
+{
+    struct lch__waitq *wq = a->op == OP_SEND ? &ch->send_wq : &ch->recv_wq;
+    int64_t now = lch__now_ns();
+    int64_t deadline = timeout_ns < 0 ? -1 : now + timeout_ns;
+    int rc;
+
+    /* Spin: cheap when the peer is running on another core. */
+    if (ch->spin_ns > 0) {
+        int64_t spin_end = now + ch->spin_ns;
+        if (deadline >= 0 && deadline < spin_end)
+            spin_end = deadline;
+        for (unsigned i = 1;; i++) {
+            lch__cpu_relax();
+            if ((rc = try_op(ch, a)) != LCH_EAGAIN)
+                return rc;
+            if ((i & 63) == 0 && lch__now_ns() >= spin_end)
+                break;
+        }
+    }
+
+    /* Park. */
+    for (;;) {
+        struct lch__waiter w;
+        lch__waitq_enqueue(wq, &w);
+        if ((rc = try_op(ch, a)) != LCH_EAGAIN) {
+            /* If a notifier picked us meanwhile, its wake-up was meant for
+             * progress we did not use: hand it to the next waiter. */
+            if (lch__waitq_cancel(wq, &w))
+                lch__waitq_notify(wq, 1);
+            return rc;
+        }
+        int prc = lch__waitq_park(wq, &w, deadline);
+        /* Whatever woke us, look once more: a wake-up that finds nothing
+         * means somebody else took the progress it announced. */
+        if ((rc = try_op(ch, a)) != LCH_EAGAIN)
+            return rc;
+        if (prc != LCH_OK)
+            return prc;
+        if (deadline >= 0 && lch__now_ns() >= deadline)
+            return LCH_ETIMEDOUT;
+    }
+}
+
+static int channel_op(lch_channel *ch, struct op_args *a, int64_t timeout_ns)
+{
+    int rc = try_op(ch, a);
+    if (LCH__UNLIKELY(rc == LCH_EAGAIN && timeout_ns != 0))
+        rc = wait_op(ch, a, timeout_ns);
+    if (rc == LCH_OK)
+        after_op(ch, a);
+    return rc;
+}
+
+int lch_channel_send(lch_channel *ch, lch_value v, int64_t timeout_ns)
+{
+    if (!ch)
+        return LCH_EINVAL;
+    struct op_args a = {OP_SEND, &v, 1, 0};
+    return channel_op(ch, &a, timeout_ns);
+}
+
+int lch_channel_recv(lch_channel *ch, lch_value *out, int64_t timeout_ns)
+{
+    if (!out)
+        return LCH_EINVAL;
+    *out = lch_value_none();
+    if (!ch)
+        return LCH_EINVAL;
+    struct op_args a = {OP_RECV, out, 1, 0};
+    int rc = channel_op(ch, &a, timeout_ns);
+    if (rc != LCH_OK)
+        *out = lch_value_none();
+    return rc;
+}
+
+int lch_channel_send_batch(lch_channel *ch, const lch_value *v, size_t n,
+                           size_t *nsent, int64_t timeout_ns)
+{
+    if (nsent)
+        *nsent = 0;
+    if (!ch || !v || !nsent || n == 0)
+        return LCH_EINVAL;
+    /* The engines only read through vals when sending. */
+    struct op_args a = {OP_SEND, (lch_value *)v, n, 0};
+    int rc = channel_op(ch, &a, timeout_ns);
+    *nsent = rc == LCH_OK ? a.done : 0;
+    return rc;
+}
+
+int lch_channel_recv_batch(lch_channel *ch, lch_value *out, size_t n,
+                           size_t *nrecv, int64_t timeout_ns)
+{
+    if (nrecv)
+        *nrecv = 0;
+    if (!ch || !out || !nrecv || n == 0)
+        return LCH_EINVAL;
+    struct op_args a = {OP_RECV, out, n, 0};
+    int rc = channel_op(ch, &a, timeout_ns);
+    *nrecv = rc == LCH_OK ? a.done : 0;
+    return rc;
+}
+
+/* ---- close --------------------------------------------------------------- */
+
+int lch_channel_close(lch_channel *ch)
+{
+    if (!ch)
+        return LCH_EINVAL;
+    bool now_closed = ch->capacity ? lch__ring_close(&ch->q.ring)
+                                   : lch__list_close(&ch->q.list);
+    if (now_closed) {
+        lch__waitq_notify(&ch->recv_wq, INT_MAX);
+        lch__waitq_notify(&ch->send_wq, INT_MAX);
+    }
+    return LCH_OK;
+}
+
+int lch_channel_close_now(lch_channel *ch)
+{
+    if (!ch)
+        return LCH_EINVAL;
+    lch_channel_close(ch);
+    /* Release pairs with the acquire load in try_op: receivers that see the
+     * flag stop taking values, so what is queued is released here once. */
+    atomic_store_explicit(&ch->discarding, true, memory_order_release);
+    lch_value batch[64];
+    unsigned step = 0;
+    for (;;) {
+        size_t k = 0;
+        int rc = ch->capacity
+                     ? lch__ring_try_recv(&ch->q.ring, batch, 64, &k)
+                     : lch__list_try_recv(&ch->q.list, batch, 64, &k);
+        if (rc == LCH_ECLOSED)
+            break;
+        if (rc == LCH_EAGAIN) {
+            /* A sender claimed a slot before close and has not published
+             * it yet: it will, shortly. */
+            lch__backoff(&step);
+            continue;
+        }
+        for (size_t i = 0; i < k; i++)
+            lch_value_release(&batch[i]);
+        if (ch->capacity)
+            lch__waitq_notify(&ch->send_wq, INT_MAX);
+    }
+    return LCH_OK;
+}
+
+/* ---- snapshots ----------------------------------------------------------- */
+
+size_t lch_channel_len(const lch_channel *ch)
+{
+    if (!ch)
+        return 0;
+    return ch->capacity ? lch__ring_len(&ch->q.ring)
+                        : lch__list_len(&ch->q.list);
+}
+
+size_t lch_channel_capacity(const lch_channel *ch)
+{
+    return ch ? ch->capacity : 0;
+}
+
+int lch_channel_is_closed(const lch_channel *ch)
+{
+    if (!ch)
+        return 0;
+    return ch->capacity ? lch__ring_is_closed(&ch->q.ring)
+                        : lch__list_is_closed(&ch->q.list);
+}
+
+uint64_t lch_channel_id(const lch_channel *ch)
+{
+    return ch ? ch->id : 0;
+}
+
+const char *lch_channel_name(const lch_channel *ch)
+{
+    return ch ? ch->name : NULL;
+}

@@ -1,0 +1,238 @@
+/* lch_impl.h: what the core's files share and nothing else sees.
+ *
+ * Naming: public symbols are lch_*, library-internal non-static symbols are
+ * lch__*, everything else is static. This header holds the object header
+ * layout, the allocator wrappers, the two queue engines behind a channel (a
+ * bounded ring in ring.c and an unbounded segmented list in list.c), the
+ * futex wait queue (wait.c) and the registry (registry.c).
+ *
+ * Process-global state of the core, all of it:
+ *   alloc.c     lch__alloc_hooks      the installed allocator
+ *   object.c    lch__track_objects    whether new objects are counted
+ *   wait.c      lch__futex_waits/wakes, lch__live_objects   debug counters
+ *   channel.c   lch__next_channel_id  id source
+ *   registry.c  by_id, by_name        cds_lfht tables (urcu-bp flavor)
+ */
+#ifndef LCH_IMPL_H
+#define LCH_IMPL_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <urcu-bp.h>
+#include <urcu/rculfhash.h>
+
+#include "libchan/libchan.h"
+
+#define LCH__CACHELINE 64
+
+#if defined(__GNUC__)
+#  define LCH__LIKELY(x) __builtin_expect(!!(x), 1)
+#  define LCH__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#  define LCH__NOINLINE __attribute__((noinline))
+#else
+#  define LCH__LIKELY(x) (x)
+#  define LCH__UNLIKELY(x) (x)
+#  define LCH__NOINLINE
+#endif
+
+/* ---- allocation (alloc.c) ------------------------------------------------ */
+
+void *lch__malloc(size_t size);
+void *lch__realloc(void *ptr, size_t size);
+void lch__free(void *ptr);
+/* `align` is a power of two <= 4096; free with lch__free_aligned. */
+void *lch__malloc_aligned(size_t size, size_t align);
+void lch__free_aligned(void *ptr);
+
+/* Abort with a message: only for caller bugs (a refcount going below zero),
+ * never for runtime conditions. */
+_Noreturn void lch__panic(const char *msg);
+
+/* ---- objects (object.c) -------------------------------------------------- */
+
+enum {
+    LCH__OBJ_COUNTED = 1u << 0,   /* included in lch__live_objects */
+    LCH__OBJ_SELF_FREE = 1u << 1, /* type's destroy frees the memory */
+    LCH__OBJ_USER = 1u << 2       /* made by lch_object_new: has a payload */
+};
+
+struct lch_object {
+    _Atomic uint32_t refcount; /* 0 only while being destroyed */
+    uint32_t flags;            /* LCH__OBJ_*, fixed at creation */
+    const lch_type *type;      /* never NULL */
+};
+
+/* Refuse references past this, well below the wrap-around point, so the
+ * transient overshoot of a refused increment cannot wrap. */
+#define LCH__REF_MAX ((uint32_t)1 << 30)
+
+/* Initialise a header with one reference owned by the caller. */
+void lch__object_init(lch_object *obj, const lch_type *type, uint32_t flags);
+
+/* Take a reference unless the count is already zero (the object is being
+ * destroyed) or at its ceiling. For lookups whose memory is kept alive by
+ * some other means (an RCU read-side section). true on success. */
+bool lch__object_get_unless_zero(lch_object *obj);
+
+/* ---- futex wait queue (wait.c) ------------------------------------------- */
+
+/* A parked thread: lives on the waiter's stack from enqueue until
+ * lch__waitq_park returns. */
+struct lch__waiter {
+    struct lch__waiter *next, *prev; /* FIFO links, under the queue lock */
+    bool linked;                     /* still in the FIFO, under the lock */
+    _Atomic uint32_t state;          /* futex word: LCH__W_* */
+};
+
+enum { LCH__W_QUEUED = 0, LCH__W_SLEEPING = 1, LCH__W_SIGNALED = 2 };
+
+/* One side's waiters: receivers waiting for values, or senders for room. */
+struct lch__waitq {
+    _Atomic uint32_t waiters;  /* linked waiters; read lock-free by notify */
+    _Atomic uint32_t lock;     /* spinlock over the FIFO (slow path only) */
+    struct lch__waiter *head, *tail;
+};
+
+void lch__waitq_wake_slow(struct lch__waitq *wq, int n);
+
+/* Called after making progress (values published, or slots freed): wake up
+ * to n parked threads, oldest first. Makes no system call unless a waiter
+ * is queued. The seq_cst fence pairs with the one in lch__waitq_enqueue:
+ * either this load sees the waiter, or the waiter's re-check sees the
+ * progress (store-buffering is forbidden between two seq_cst fences). */
+static inline void lch__waitq_notify(struct lch__waitq *wq, int n)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (LCH__UNLIKELY(atomic_load_explicit(&wq->waiters,
+                                           memory_order_relaxed) != 0))
+        lch__waitq_wake_slow(wq, n);
+}
+
+/* Queue `w` as a waiter. The caller must re-check its condition after this
+ * and then either lch__waitq_park() or lch__waitq_cancel(). */
+void lch__waitq_enqueue(struct lch__waitq *wq, struct lch__waiter *w);
+/* Leave the queue without parking. Returns true if a notifier had already
+ * picked `w` (the caller then owes nothing: it re-checks anyway). */
+bool lch__waitq_cancel(struct lch__waitq *wq, struct lch__waiter *w);
+/* Sleep until signalled, the deadline (absolute CLOCK_MONOTONIC ns, < 0 for
+ * none) passes, or a signal handler runs; always leaves the queue. Returns
+ * LCH_OK (signalled), LCH_ETIMEDOUT or LCH_EINTR. */
+int lch__waitq_park(struct lch__waitq *wq, struct lch__waiter *w,
+                    int64_t deadline_ns);
+
+int64_t lch__now_ns(void); /* CLOCK_MONOTONIC */
+
+static inline void lch__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+/* Wait for a peer that has claimed a slot but not finished with it (a sender
+ * between claim and publish, a receiver between claim and release): spin,
+ * then yield the CPU so a preempted peer can run. `step` counts calls. */
+void lch__backoff(unsigned *step);
+
+/* ---- queue engines (ring.c, list.c) ---------------------------------------
+ * Both expose the same non-blocking operations; channel.c adds blocking.
+ * try_send/try_recv move up to n values and return LCH_OK (*done >= 1),
+ * LCH_EAGAIN (nothing could move now), LCH_ECLOSED, or LCH_ENOMEM (list). */
+
+struct lch__slot {
+    _Atomic uint64_t seq; /* position this slot expects next (see ring.c) */
+    uint64_t pad_;
+    lch_value v;
+};
+
+struct lch__ring {
+    /* producers: next position to claim; bit 63 = closed */
+    alignas(LCH__CACHELINE) _Atomic uint64_t tail;
+    /* consumers: next position to take */
+    alignas(LCH__CACHELINE) _Atomic uint64_t head;
+    /* read-only after init */
+    alignas(LCH__CACHELINE) struct lch__slot *slots;
+    uint64_t cap;  /* logical capacity */
+    uint64_t phys; /* slots: cap, or 2 when cap is 1 (see ring.c) */
+    uint64_t mask; /* phys - 1 when phys is a power of two, else 0 */
+};
+
+int lch__ring_init(struct lch__ring *r, size_t cap);
+void lch__ring_fini(struct lch__ring *r); /* releases what is queued */
+int lch__ring_try_send(struct lch__ring *r, const lch_value *v, size_t n,
+                       size_t *done);
+int lch__ring_try_recv(struct lch__ring *r, lch_value *out, size_t n,
+                       size_t *done);
+bool lch__ring_close(struct lch__ring *r); /* true if this call closed it */
+bool lch__ring_is_closed(const struct lch__ring *r);
+size_t lch__ring_len(const struct lch__ring *r);
+
+struct lch__block;
+struct lch__list_pos {
+    _Atomic uint64_t index;                /* position << 1 | mark bit */
+    _Atomic(struct lch__block *) block;    /* block holding `index` */
+};
+
+struct lch__list {
+    alignas(LCH__CACHELINE) struct lch__list_pos tail; /* mark = closed */
+    alignas(LCH__CACHELINE) struct lch__list_pos head; /* mark = more blocks */
+};
+
+int lch__list_init(struct lch__list *l);
+void lch__list_fini(struct lch__list *l);
+int lch__list_try_send(struct lch__list *l, const lch_value *v, size_t n,
+                       size_t *done);
+int lch__list_try_recv(struct lch__list *l, lch_value *out, size_t n,
+                       size_t *done);
+bool lch__list_close(struct lch__list *l);
+bool lch__list_is_closed(const struct lch__list *l);
+size_t lch__list_len(const struct lch__list *l);
+
+/* ---- channels (channel.c) ------------------------------------------------ */
+
+struct lch_channel {
+    /* read-mostly line: header, identity, configuration */
+    alignas(LCH__CACHELINE) lch_object hdr;
+    uint64_t id;
+    size_t capacity;   /* as requested; 0 = unbounded (list engine) */
+    int64_t spin_ns;
+    char *name;        /* NULL or owned copy; freed after a grace period */
+    _Atomic bool discarding; /* close_now ran: receives fail at once */
+    struct cds_lfht_node id_node;
+    struct cds_lfht_node name_node;
+    struct rcu_head rcu;
+    alignas(LCH__CACHELINE) struct lch__waitq recv_wq; /* wait for values */
+    alignas(LCH__CACHELINE) struct lch__waitq send_wq; /* wait for room */
+    union {
+        struct lch__ring ring;
+        struct lch__list list;
+    } q;
+};
+
+/* ---- registry (registry.c) ----------------------------------------------- */
+
+/* Add a new channel under its id (and name). LCH_EEXIST if a live channel has
+ * the name; LCH_ENOMEM if the tables cannot be created. */
+int lch__registry_add(lch_channel *ch);
+/* Remove a dying channel (refcount 0) and free it after a grace period with
+ * `free_fn`, which runs on liburcu's call_rcu thread. */
+void lch__registry_remove_and_free(lch_channel *ch,
+                                   void (*free_fn)(struct rcu_head *));
+/* Wait for every deferred free to have run. */
+void lch__registry_barrier(void);
+
+/* Debug counters (wait.c) */
+extern _Atomic uint64_t lch__futex_waits;
+extern _Atomic uint64_t lch__futex_wakes;
+extern _Atomic int64_t lch__live_objects;
+extern _Atomic bool lch__track_objects;
+
+#endif /* LCH_IMPL_H */

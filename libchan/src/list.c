@@ -1,0 +1,291 @@
+/* list.c: the unbounded engine, a linked list of fixed-size blocks with one
+ * position counter per side (the design of crossbeam's list channel).
+ *
+ * Indices hold position << SHIFT plus one mark bit. A block covers LAP
+ * positions of which the last (offset BLOCK_CAP) is a sentinel: while a
+ * counter sits on it, the thread that claimed the block's last slot is
+ * installing the next block, and everyone else backs off.
+ *   tail.index mark = the channel is closed (no further claims).
+ *   head.index mark = head and tail are known to be in different blocks, so
+ *                     a receiver need not look at tail to know it is
+ *                     non-empty.
+ * Each slot has a state word: WRITE (value published), READ (value taken),
+ * DESTROY (the block's destroyer reached this slot while its reader was
+ * still busy; that reader will carry on destroying). The reader of a block's
+ * last slot starts destruction; a block is freed once every slot is read.
+ * A sender allocates the next block before claiming a block's last slot, so
+ * running out of memory fails the send cleanly (LCH_ENOMEM) with nothing
+ * claimed. Blocking lives in channel.c; the only waits here are for a peer
+ * that is between claiming a slot and finishing with it. */
+#include <string.h>
+
+#include "lch_impl.h"
+
+#define SHIFT 1
+#define MARK ((uint64_t)1)
+#define LAP 64
+#define BLOCK_CAP (LAP - 1)
+
+#define WRITE 1u
+#define READ 2u
+#define DESTROY 4u
+
+struct lch__lslot {
+    lch_value v;
+    _Atomic uint32_t state;
+};
+
+struct lch__block {
+    _Atomic(struct lch__block *) next;
+    struct lch__lslot slots[BLOCK_CAP];
+};
+
+static struct lch__block *block_new(void)
+{
+    struct lch__block *b = lch__malloc(sizeof *b);
+    if (b)
+        memset(b, 0, sizeof *b); /* next = NULL, every state = 0 */
+    return b;
+}
+
+/* Wait for the sender that claimed this block's last slot to link the next
+ * block. Acquire pairs with its release store of `next`. */
+static struct lch__block *block_wait_next(struct lch__block *b)
+{
+    unsigned step = 0;
+    struct lch__block *next;
+    while (!(next = atomic_load_explicit(&b->next, memory_order_acquire)))
+        lch__backoff(&step);
+    return next;
+}
+
+/* Free `b` once slots [start, BLOCK_CAP-1) are read; if one is still being
+ * read, mark it DESTROY and leave the rest to its reader. */
+static void block_destroy(struct lch__block *b, size_t start)
+{
+    for (size_t i = start; i < BLOCK_CAP - 1; i++) {
+        struct lch__lslot *s = &b->slots[i];
+        /* acq_rel pairs with the reader's acq_rel fetch_or(READ): exactly
+         * one of us sees the other's bit. */
+        if (!(atomic_load_explicit(&s->state, memory_order_acquire) & READ) &&
+            !(atomic_fetch_or_explicit(&s->state, DESTROY,
+                                       memory_order_acq_rel) & READ))
+            return;
+    }
+    lch__free(b);
+}
+
+int lch__list_init(struct lch__list *l)
+{
+    struct lch__block *b = block_new();
+    if (!b)
+        return LCH_ENOMEM;
+    atomic_init(&l->tail.index, 0);
+    atomic_init(&l->tail.block, b);
+    atomic_init(&l->head.index, 0);
+    atomic_init(&l->head.block, b);
+    return LCH_OK;
+}
+
+void lch__list_fini(struct lch__list *l)
+{
+    /* Single-threaded: the last reference is gone. */
+    uint64_t head = atomic_load_explicit(&l->head.index, memory_order_acquire)
+                    & ~MARK;
+    uint64_t tail = atomic_load_explicit(&l->tail.index, memory_order_acquire)
+                    & ~MARK;
+    struct lch__block *b = atomic_load_explicit(&l->head.block,
+                                                memory_order_acquire);
+    for (; head != tail; head += 1u << SHIFT) {
+        size_t offset = (size_t)((head >> SHIFT) % LAP);
+        if (offset < BLOCK_CAP) {
+            lch_value_release(&b->slots[offset].v);
+        } else {
+            struct lch__block *next =
+                atomic_load_explicit(&b->next, memory_order_acquire);
+            lch__free(b);
+            b = next;
+        }
+    }
+    lch__free(b);
+}
+
+static int list_push(struct lch__list *l, const lch_value *v)
+{
+    unsigned step = 0;
+    /* Acquire pairs with the release stores that install a block, so the
+     * block pointer read next is at least as new as the index. */
+    uint64_t tail = atomic_load_explicit(&l->tail.index, memory_order_acquire);
+    struct lch__block *b = atomic_load_explicit(&l->tail.block,
+                                                memory_order_acquire);
+    struct lch__block *next_block = NULL;
+    size_t offset;
+    for (;;) {
+        if (tail & MARK) {
+            lch__free(next_block);
+            return LCH_ECLOSED;
+        }
+        offset = (size_t)((tail >> SHIFT) % LAP);
+        if (offset == BLOCK_CAP) { /* next block being installed */
+            lch__backoff(&step);
+            tail = atomic_load_explicit(&l->tail.index, memory_order_acquire);
+            b = atomic_load_explicit(&l->tail.block, memory_order_acquire);
+            continue;
+        }
+        if (offset + 1 == BLOCK_CAP && !next_block) {
+            next_block = block_new();
+            if (!next_block)
+                return LCH_ENOMEM;
+        }
+        uint64_t new_tail = tail + (1u << SHIFT);
+        /* seq_cst pairs with the receivers' seq_cst fence before they read
+         * tail to decide the list is empty. */
+        if (atomic_compare_exchange_weak_explicit(&l->tail.index, &tail,
+                                                  new_tail,
+                                                  memory_order_seq_cst,
+                                                  memory_order_acquire)) {
+            if (offset + 1 == BLOCK_CAP) {
+                /* We own the last slot: install the next block, then move
+                 * the index off the sentinel. fetch_add keeps a mark that a
+                 * concurrent close may have set. Release pairs with the
+                 * acquire loads of senders and of block_wait_next. */
+                atomic_store_explicit(&l->tail.block, next_block,
+                                      memory_order_release);
+                atomic_fetch_add_explicit(&l->tail.index, 1u << SHIFT,
+                                          memory_order_release);
+                atomic_store_explicit(&b->next, next_block,
+                                      memory_order_release);
+                next_block = NULL;
+            }
+            break;
+        }
+        b = atomic_load_explicit(&l->tail.block, memory_order_acquire);
+        lch__cpu_relax();
+    }
+    lch__free(next_block);
+    struct lch__lslot *s = &b->slots[offset];
+    s->v = *v;
+    /* Release pairs with the reader's acquire wait on WRITE. */
+    atomic_fetch_or_explicit(&s->state, WRITE, memory_order_release);
+    return LCH_OK;
+}
+
+static int list_pop(struct lch__list *l, lch_value *out)
+{
+    unsigned step = 0;
+    uint64_t head = atomic_load_explicit(&l->head.index, memory_order_acquire);
+    struct lch__block *b = atomic_load_explicit(&l->head.block,
+                                                memory_order_acquire);
+    size_t offset;
+    for (;;) {
+        offset = (size_t)((head >> SHIFT) % LAP);
+        if (offset == BLOCK_CAP) { /* head moving to the next block */
+            lch__backoff(&step);
+            head = atomic_load_explicit(&l->head.index, memory_order_acquire);
+            b = atomic_load_explicit(&l->head.block, memory_order_acquire);
+            continue;
+        }
+        uint64_t new_head = head + (1u << SHIFT);
+        if (!(new_head & MARK)) {
+            /* Pairs with the senders' seq_cst CAS on tail. */
+            atomic_thread_fence(memory_order_seq_cst);
+            uint64_t tail = atomic_load_explicit(&l->tail.index,
+                                                 memory_order_relaxed);
+            if (head >> SHIFT == tail >> SHIFT)
+                return (tail & MARK) ? LCH_ECLOSED : LCH_EAGAIN;
+            if ((head >> SHIFT) / LAP != (tail >> SHIFT) / LAP)
+                new_head |= MARK;
+        }
+        if (atomic_compare_exchange_weak_explicit(&l->head.index, &head,
+                                                  new_head,
+                                                  memory_order_seq_cst,
+                                                  memory_order_acquire)) {
+            if (offset + 1 == BLOCK_CAP) {
+                struct lch__block *next = block_wait_next(b);
+                uint64_t next_index = (new_head & ~MARK) + (1u << SHIFT);
+                if (atomic_load_explicit(&next->next, memory_order_relaxed))
+                    next_index |= MARK;
+                /* Release pairs with other receivers' acquire loads. */
+                atomic_store_explicit(&l->head.block, next,
+                                      memory_order_release);
+                atomic_store_explicit(&l->head.index, next_index,
+                                      memory_order_release);
+            }
+            break;
+        }
+        b = atomic_load_explicit(&l->head.block, memory_order_acquire);
+        lch__cpu_relax();
+    }
+    struct lch__lslot *s = &b->slots[offset];
+    /* The sender claimed this slot; wait until it has published. */
+    step = 0;
+    while (!(atomic_load_explicit(&s->state, memory_order_acquire) & WRITE))
+        lch__backoff(&step);
+    *out = s->v;
+    if (offset + 1 == BLOCK_CAP)
+        block_destroy(b, 0);
+    else if (atomic_fetch_or_explicit(&s->state, READ, memory_order_acq_rel) &
+             DESTROY)
+        block_destroy(b, offset + 1);
+    return LCH_OK;
+}
+
+int lch__list_try_send(struct lch__list *l, const lch_value *v, size_t n,
+                       size_t *done)
+{
+    size_t k = 0;
+    int rc = LCH_OK;
+    while (k < n && (rc = list_push(l, &v[k])) == LCH_OK)
+        k++;
+    *done = k;
+    return k ? LCH_OK : rc;
+}
+
+int lch__list_try_recv(struct lch__list *l, lch_value *out, size_t n,
+                       size_t *done)
+{
+    size_t k = 0;
+    int rc = LCH_OK;
+    while (k < n && (rc = list_pop(l, &out[k])) == LCH_OK)
+        k++;
+    *done = k;
+    return k ? LCH_OK : rc;
+}
+
+bool lch__list_close(struct lch__list *l)
+{
+    uint64_t old = atomic_fetch_or_explicit(&l->tail.index, MARK,
+                                            memory_order_seq_cst);
+    return !(old & MARK);
+}
+
+bool lch__list_is_closed(const struct lch__list *l)
+{
+    return atomic_load_explicit(&l->tail.index, memory_order_acquire) & MARK;
+}
+
+size_t lch__list_len(const struct lch__list *l)
+{
+    for (;;) {
+        uint64_t tail = atomic_load_explicit(&l->tail.index,
+                                             memory_order_seq_cst);
+        uint64_t head = atomic_load_explicit(&l->head.index,
+                                             memory_order_seq_cst);
+        /* A consistent pair only if tail did not move meanwhile. */
+        if (atomic_load_explicit(&l->tail.index, memory_order_seq_cst) !=
+            tail)
+            continue;
+        tail >>= SHIFT;
+        head >>= SHIFT;
+        /* Counters parked on a sentinel belong to the next block. */
+        if (tail % LAP == BLOCK_CAP)
+            tail++;
+        if (head % LAP == BLOCK_CAP)
+            head++;
+        /* Rebase both to head's block; subtract one sentinel per lap. */
+        uint64_t base = head - head % LAP;
+        tail -= base;
+        head -= base;
+        return (size_t)(tail - head - tail / LAP);
+    }
+}

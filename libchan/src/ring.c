@@ -1,0 +1,185 @@
+/* ring.c: the bounded engine, a ring of slots with per-slot sequence numbers
+ * (after D. Vyukov's bounded MPMC queue), extended to batches and close.
+ *
+ * Positions count up forever (63 bits). Position p lives in slot p % cap and
+ * the slot's seq says whose turn it is:
+ *   seq == p            free for the producer of position p
+ *   seq == p + 1        holds the value of position p, for its consumer
+ *   seq == p + cap      freed by that consumer: free for position p + cap
+ * A producer claims positions by CAS on `tail` after seeing their slots free;
+ * a consumer claims by CAS on `head` after seeing them full. Once claimed, a
+ * slot's seq is changed only by its claimer, so a batch can claim k
+ * consecutive positions with one CAS. Bit 63 of `tail` is the closed flag:
+ * setting it makes every later claim's CAS fail, so after close no position
+ * is claimed, and the positions claimed before it are all eventually
+ * published. Nothing here blocks for long; channel.c parks.
+ *
+ * With a single slot, "full for p" (p + 1) and "free for p + 1" (p + cap)
+ * would be the same number, so capacity 1 uses two slots, and a producer
+ * also checks that the consumers have claimed everything before its
+ * position (head == pos); that costs a load of head, only in this case. */
+#include "lch_impl.h"
+
+#define CLOSED_BIT ((uint64_t)1 << 63)
+
+static inline struct lch__slot *slot_at(const struct lch__ring *r,
+                                        uint64_t pos)
+{
+    return &r->slots[r->mask ? (pos & r->mask) : (pos % r->phys)];
+}
+
+/* Acquire pairs with the release store of whoever last handed the slot on,
+ * so the value (or the slot's emptiness) it wrote is visible. */
+static inline uint64_t slot_seq(const struct lch__slot *s)
+{
+    return atomic_load_explicit(&s->seq, memory_order_acquire);
+}
+
+int lch__ring_init(struct lch__ring *r, size_t cap)
+{
+    size_t phys = cap < 2 ? 2 : cap;
+    r->slots = lch__malloc_aligned(phys * sizeof(struct lch__slot),
+                                   LCH__CACHELINE);
+    if (!r->slots)
+        return LCH_ENOMEM;
+    r->cap = cap;
+    r->phys = phys;
+    r->mask = (phys & (phys - 1)) == 0 ? phys - 1 : 0; /* 0: use % */
+    for (size_t i = 0; i < phys; i++) {
+        atomic_init(&r->slots[i].seq, i);
+        r->slots[i].v = lch_value_none();
+    }
+    atomic_init(&r->tail, 0);
+    atomic_init(&r->head, 0);
+    return LCH_OK;
+}
+
+void lch__ring_fini(struct lch__ring *r)
+{
+    /* Single-threaded: the last reference is gone. */
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire) &
+                    ~CLOSED_BIT;
+    for (uint64_t p = atomic_load_explicit(&r->head, memory_order_acquire);
+         p < tail; p++)
+        lch_value_release(&slot_at(r, p)->v);
+    lch__free_aligned(r->slots);
+    r->slots = NULL;
+}
+
+int lch__ring_try_send(struct lch__ring *r, const lch_value *v, size_t n,
+                       size_t *done)
+{
+    uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    size_t k;
+    for (;;) {
+        if (LCH__UNLIKELY(pos & CLOSED_BIT))
+            return LCH_ECLOSED;
+        size_t room = n;
+        if (LCH__UNLIKELY(r->cap != r->phys)) {
+            /* Only the room count depends on head, and a stale value can
+             * only under-count it; the slot's seq (acquire) below is what
+             * orders us after the consumer. */
+            uint64_t head = atomic_load_explicit(&r->head,
+                                                 memory_order_relaxed);
+            uint64_t used = pos - head;
+            room = used >= r->cap ? 0 : (size_t)(r->cap - used);
+            if (room == 0)
+                return LCH_EAGAIN;
+            if (room > n)
+                room = n;
+        }
+        for (k = 0; k < room; k++)
+            if (slot_seq(slot_at(r, pos + k)) != pos + k)
+                break;
+        if (k == 0) {
+            int64_t diff = (int64_t)(slot_seq(slot_at(r, pos)) - pos);
+            if (diff < 0)
+                return LCH_EAGAIN; /* full: the slot still holds pos-phys */
+            /* another producer took pos: reload */
+            pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+            continue;
+        }
+        /* Relaxed is enough: the slots' seq loads above (acquire) already
+         * ordered us after their consumers, and publication is the release
+         * store of seq below. On failure pos is reloaded. */
+        if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + k,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            break;
+    }
+    for (size_t i = 0; i < k; i++) {
+        struct lch__slot *s = slot_at(r, pos + i);
+        s->v = v[i];
+        /* Release pairs with the consumer's acquire load in slot_seq. */
+        atomic_store_explicit(&s->seq, pos + i + 1, memory_order_release);
+    }
+    *done = k;
+    return LCH_OK;
+}
+
+int lch__ring_try_recv(struct lch__ring *r, lch_value *out, size_t n,
+                       size_t *done)
+{
+    uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+    size_t k;
+    for (;;) {
+        for (k = 0; k < n; k++)
+            if (slot_seq(slot_at(r, pos + k)) != pos + k + 1)
+                break;
+        if (k == 0) {
+            int64_t diff = (int64_t)(slot_seq(slot_at(r, pos)) - (pos + 1));
+            if (diff < 0) {
+                /* Empty, or its producer has claimed but not published.
+                 * Closed and drained only when no position is outstanding:
+                 * acquire pairs with the closing fetch_or. */
+                uint64_t t = atomic_load_explicit(&r->tail,
+                                                  memory_order_acquire);
+                if ((t & CLOSED_BIT) &&
+                    (t & ~CLOSED_BIT) ==
+                        atomic_load_explicit(&r->head, memory_order_relaxed))
+                    return LCH_ECLOSED;
+                return LCH_EAGAIN;
+            }
+            pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+            continue;
+        }
+        if (atomic_compare_exchange_weak_explicit(&r->head, &pos, pos + k,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            break;
+    }
+    for (size_t i = 0; i < k; i++) {
+        struct lch__slot *s = slot_at(r, pos + i);
+        out[i] = s->v;
+        /* Release pairs with the next producer's acquire in slot_seq: our
+         * read of the value happens-before it is overwritten. */
+        atomic_store_explicit(&s->seq, pos + i + r->phys,
+                              memory_order_release);
+    }
+    *done = k;
+    return LCH_OK;
+}
+
+bool lch__ring_close(struct lch__ring *r)
+{
+    /* acq_rel: release publishes the closed state to receivers' acquire
+     * loads of tail; acquire keeps later operations after it. */
+    uint64_t old = atomic_fetch_or_explicit(&r->tail, CLOSED_BIT,
+                                            memory_order_acq_rel);
+    return !(old & CLOSED_BIT);
+}
+
+bool lch__ring_is_closed(const struct lch__ring *r)
+{
+    return atomic_load_explicit(&r->tail, memory_order_acquire) & CLOSED_BIT;
+}
+
+size_t lch__ring_len(const struct lch__ring *r)
+{
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed) &
+                    ~CLOSED_BIT;
+    if (tail <= head)
+        return 0;
+    return tail - head > r->cap ? (size_t)r->cap : (size_t)(tail - head);
+}
