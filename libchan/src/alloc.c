@@ -33,9 +33,10 @@ int lch_set_allocator(const lch_allocator *a)
 {
     if (a && (!a->malloc || !a->realloc || !a->free))
         return LCH_EINVAL;
-    /* Channels freed through call_rcu must go back to the allocator they
-     * came from. */
+    /* Channels freed through call_rcu and idle cached buffer blocks must go
+     * back to the allocator they came from. */
     lch__registry_barrier();
+    lch_buffer_cache_trim();
     if (a)
         lch__alloc_hooks = *a;
     else

@@ -11,6 +11,12 @@
 
 #include "lch_impl.h"
 
+/* The two engines are compiled as part of this translation unit so that
+ * their fast paths inline into send and receive (they have no other
+ * callers); they stay separate files because they are separate designs. */
+#include "list.c"
+#include "ring.c"
+
 static _Atomic uint64_t lch__next_channel_id = 1;
 
 static void channel_destroy(lch_object *obj);
@@ -41,7 +47,7 @@ static void channel_destroy(lch_object *obj)
 
 int lch_channel_create_opts(lch_channel **out, const lch_channel_opts *opts)
 {
-    static const lch_channel_opts defaults = {0, NULL, -1};
+    static const lch_channel_opts defaults = LCH_CHANNEL_OPTS_INIT;
     if (!out)
         return LCH_EINVAL;
     *out = NULL;
@@ -103,7 +109,8 @@ int lch_channel_create_opts(lch_channel **out, const lch_channel_opts *opts)
 
 int lch_channel_create(lch_channel **out, size_t capacity)
 {
-    lch_channel_opts opts = {capacity, NULL, -1};
+    lch_channel_opts opts = LCH_CHANNEL_OPTS_INIT;
+    opts.capacity = capacity;
     return lch_channel_create_opts(out, &opts);
 }
 
@@ -167,6 +174,22 @@ static inline void after_op(lch_channel *ch, const struct op_args *a)
         lch__waitq_notify(&ch->send_wq, n);
 }
 
+/* Closed, with values still being written by senders that claimed their
+ * slots before the close: back off (never park: the wake-up for the last of
+ * those values may go to another receiver) until they land, are taken by
+ * others (LCH_ECLOSED), or the deadline passes. */
+static int wait_closing(lch_channel *ch, struct op_args *a, int64_t deadline)
+{
+    unsigned step = 0;
+    int rc;
+    while ((rc = try_op(ch, a)) == LCH__ECLOSING) {
+        if (deadline >= 0 && lch__now_ns() >= deadline)
+            return LCH_ETIMEDOUT;
+        lch__backoff(&step);
+    }
+    return rc;
+}
+
 /* Out of line: the uncontended fast path in channel_op stays small. */
 static LCH__NOINLINE int wait_op(lch_channel *ch, struct op_args *a,
                                  int64_t timeout_ns)
@@ -183,7 +206,10 @@ static LCH__NOINLINE int wait_op(lch_channel *ch, struct op_args *a,
             spin_end = deadline;
         for (unsigned i = 1;; i++) {
             lch__cpu_relax();
-            if ((rc = try_op(ch, a)) != LCH_EAGAIN)
+            rc = try_op(ch, a);
+            if (rc == LCH__ECLOSING)
+                return wait_closing(ch, a, deadline);
+            if (rc != LCH_EAGAIN)
                 return rc;
             if ((i & 63) == 0 && lch__now_ns() >= spin_end)
                 break;
@@ -194,7 +220,13 @@ static LCH__NOINLINE int wait_op(lch_channel *ch, struct op_args *a,
     for (;;) {
         struct lch__waiter w;
         lch__waitq_enqueue(wq, &w);
-        if ((rc = try_op(ch, a)) != LCH_EAGAIN) {
+        rc = try_op(ch, a);
+        if (rc == LCH__ECLOSING) {
+            if (lch__waitq_cancel(wq, &w))
+                lch__waitq_notify(wq, 1);
+            rc = wait_closing(ch, a, deadline);
+        }
+        if (rc != LCH_EAGAIN) {
             /* If a notifier picked us meanwhile, its wake-up was meant for
              * progress we did not use: hand it to the next waiter. */
             if (lch__waitq_cancel(wq, &w))
@@ -204,7 +236,10 @@ static LCH__NOINLINE int wait_op(lch_channel *ch, struct op_args *a,
         int prc = lch__waitq_park(wq, &w, deadline);
         /* Whatever woke us, look once more: a wake-up that finds nothing
          * means somebody else took the progress it announced. */
-        if ((rc = try_op(ch, a)) != LCH_EAGAIN)
+        rc = try_op(ch, a);
+        if (rc == LCH__ECLOSING)
+            rc = wait_closing(ch, a, deadline);
+        if (rc != LCH_EAGAIN)
             return rc;
         if (prc != LCH_OK)
             return prc;
@@ -216,6 +251,8 @@ static LCH__NOINLINE int wait_op(lch_channel *ch, struct op_args *a,
 static int channel_op(lch_channel *ch, struct op_args *a, int64_t timeout_ns)
 {
     int rc = try_op(ch, a);
+    if (LCH__UNLIKELY(rc == LCH__ECLOSING))
+        rc = LCH_EAGAIN; /* wait_op sees it again and never parks on it */
     if (LCH__UNLIKELY(rc == LCH_EAGAIN && timeout_ns != 0))
         rc = wait_op(ch, a, timeout_ns);
     if (rc == LCH_OK)
@@ -304,7 +341,7 @@ int lch_channel_close_now(lch_channel *ch)
                      : lch__list_try_recv(&ch->q.list, batch, 64, &k);
         if (rc == LCH_ECLOSED)
             break;
-        if (rc == LCH_EAGAIN) {
+        if (rc == LCH__ECLOSING) {
             /* A sender claimed a slot before close and has not published
              * it yet: it will, shortly. */
             lch__backoff(&step);
@@ -316,6 +353,16 @@ int lch_channel_close_now(lch_channel *ch)
             lch__waitq_notify(&ch->send_wq, INT_MAX);
     }
     return LCH_OK;
+}
+
+void lch__channel_after_fork_child(lch_channel *ch)
+{
+    struct lch__waitq *wqs[2] = {&ch->recv_wq, &ch->send_wq};
+    for (int i = 0; i < 2; i++) {
+        atomic_store_explicit(&wqs[i]->waiters, 0, memory_order_relaxed);
+        atomic_store_explicit(&wqs[i]->lock, 0, memory_order_relaxed);
+        wqs[i]->head = wqs[i]->tail = NULL;
+    }
 }
 
 /* ---- snapshots ----------------------------------------------------------- */

@@ -145,7 +145,11 @@ void lch__backoff(unsigned *step);
 /* ---- queue engines (ring.c, list.c) ---------------------------------------
  * Both expose the same non-blocking operations; channel.c adds blocking.
  * try_send/try_recv move up to n values and return LCH_OK (*done >= 1),
- * LCH_EAGAIN (nothing could move now), LCH_ECLOSED, or LCH_ENOMEM (list). */
+ * LCH_EAGAIN (nothing could move now), LCH_ECLOSED, LCH_ENOMEM (list), or
+ * LCH__ECLOSING (recv only: closed, but a sender that claimed a slot before
+ * the close has not finished writing it; the caller must not park, since
+ * nothing will wake it when that last value is taken by someone else). */
+#define LCH__ECLOSING (-1000)
 
 struct lch__slot {
     _Atomic uint64_t seq; /* position this slot expects next (see ring.c) */
@@ -206,6 +210,7 @@ struct lch_channel {
     int64_t spin_ns;
     char *name;        /* NULL or owned copy; freed after a grace period */
     _Atomic bool discarding; /* close_now ran: receives fail at once */
+    _Atomic bool published;  /* in both registry maps: lookups may see it */
     struct cds_lfht_node id_node;
     struct cds_lfht_node name_node;
     struct rcu_head rcu;
@@ -216,6 +221,12 @@ struct lch_channel {
         struct lch__list list;
     } q;
 };
+
+/* In a child after fork(): the threads that were parked on the channel do
+ * not exist there (their waiter nodes were on stacks the child will reuse),
+ * and a wait-queue lock held at the instant of fork would never be
+ * released. Empties both wait queues. Single-threaded (child handler). */
+void lch__channel_after_fork_child(lch_channel *ch);
 
 /* ---- registry (registry.c) ----------------------------------------------- */
 

@@ -8,11 +8,17 @@
  * its last reference, and its memory is freed by call_rcu after every reader
  * that might still see it has left its read-side section.
  *
+ * A channel becomes visible to lookups (`published`) only once it is in both
+ * maps, so whatever is found by name can also be found by id; a creation
+ * that fails (a live channel holds the name) was never visible at all and
+ * can be freed at once.
+ *
  * fork(): the first channel created installs pthread_atfork handlers that
  * quiesce liburcu (call_rcu worker and urcu-bp's registry) around fork, so
  * the child can go on using libchan, on its own copy of every channel and of
- * the registry. A program that calls urcu_bp_before_fork() itself must not
- * do so as well. Library unload runs rcu_barrier() so no callback outlives
+ * the registry. In the child, every channel's wait queues are emptied: the
+ * threads parked there exist only in the parent. A program that calls
+ * urcu_bp_before_fork() itself must not do so as well. Library unload runs rcu_barrier() so no callback outlives
  * the code it points into. */
 #include <pthread.h>
 #include <string.h>
@@ -44,6 +50,15 @@ static void after_fork_child(void)
 {
     urcu_bp_after_fork_child();
     call_rcu_after_fork_child();
+    /* Only this thread exists now. Dying channels (count zero, not yet
+     * unlinked) are reset too: harmless, their memory is still valid. */
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *node;
+    urcu_bp_read_lock();
+    cds_lfht_for_each(by_id, &it, node)
+        lch__channel_after_fork_child(
+            caa_container_of(node, lch_channel, id_node));
+    urcu_bp_read_unlock();
 }
 
 static void registry_init(void)
@@ -128,8 +143,11 @@ int lch__registry_add(lch_channel *ch)
     urcu_bp_read_lock();
     if (ch->name)
         rc = add_name(ch);
-    if (rc == LCH_OK)
+    if (rc == LCH_OK) {
         cds_lfht_add(by_id, hash_id(ch->id), &ch->id_node);
+        /* Release pairs with the acquire load in found(). */
+        atomic_store_explicit(&ch->published, true, memory_order_release);
+    }
     urcu_bp_read_unlock();
     return rc;
 }
@@ -151,6 +169,15 @@ void lch__registry_barrier(void)
         rcu_barrier();
 }
 
+/* A reference to the channel behind a lookup's node, or NULL if it is not
+ * in both maps yet or is already dying. Call inside a read-side section. */
+static lch_channel *found(lch_channel *ch)
+{
+    if (!atomic_load_explicit(&ch->published, memory_order_acquire))
+        return NULL;
+    return lch__object_get_unless_zero(&ch->hdr) ? ch : NULL;
+}
+
 int lch_channel_lookup_id(uint64_t id, lch_channel **out)
 {
     if (!out)
@@ -163,11 +190,8 @@ int lch_channel_lookup_id(uint64_t id, lch_channel **out)
     urcu_bp_read_lock();
     cds_lfht_lookup(by_id, hash_id(id), match_id, &id, &it);
     struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
-    if (node) {
-        lch_channel *ch = caa_container_of(node, lch_channel, id_node);
-        if (lch__object_get_unless_zero(&ch->hdr))
-            *out = ch;
-    }
+    if (node)
+        *out = found(caa_container_of(node, lch_channel, id_node));
     urcu_bp_read_unlock();
     return *out ? LCH_OK : LCH_ENOENT;
 }
@@ -188,11 +212,8 @@ int lch_channel_lookup_name(const char *name, lch_channel **out)
     urcu_bp_read_lock();
     cds_lfht_lookup(by_name, hash_name(name), match_name, name, &it);
     struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
-    if (node) {
-        lch_channel *ch = caa_container_of(node, lch_channel, name_node);
-        if (lch__object_get_unless_zero(&ch->hdr))
-            *out = ch;
-    }
+    if (node)
+        *out = found(caa_container_of(node, lch_channel, name_node));
     urcu_bp_read_unlock();
     return *out ? LCH_OK : LCH_ENOENT;
 }

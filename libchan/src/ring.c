@@ -134,11 +134,12 @@ int lch__ring_try_recv(struct lch__ring *r, lch_value *out, size_t n,
                  * acquire pairs with the closing fetch_or. */
                 uint64_t t = atomic_load_explicit(&r->tail,
                                                   memory_order_acquire);
-                if ((t & CLOSED_BIT) &&
-                    (t & ~CLOSED_BIT) ==
-                        atomic_load_explicit(&r->head, memory_order_relaxed))
+                if (!(t & CLOSED_BIT))
+                    return LCH_EAGAIN;
+                if ((t & ~CLOSED_BIT) ==
+                    atomic_load_explicit(&r->head, memory_order_relaxed))
                     return LCH_ECLOSED;
-                return LCH_EAGAIN;
+                return LCH__ECLOSING;
             }
             pos = atomic_load_explicit(&r->head, memory_order_relaxed);
             continue;

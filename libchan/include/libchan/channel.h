@@ -73,6 +73,11 @@ typedef struct lch_channel_opts {
     int64_t spin_ns;  /* < 0: LCH_DEFAULT_SPIN_NS; 0: park at once */
 } lch_channel_opts;
 
+/* Initialise options with this, then set the fields you need, so code keeps
+ * its meaning if fields are added:
+ *     lch_channel_opts o = LCH_CHANNEL_OPTS_INIT; o.capacity = 64; */
+#define LCH_CHANNEL_OPTS_INIT {0, NULL, -1}
+
 /* Create an anonymous channel. capacity 0 means unbounded. On success *out
  * holds the only reference, owned by the caller; on failure *out is NULL.
  * Errors: LCH_EINVAL (out NULL), LCH_E2BIG (capacity above the maximum),

@@ -26,7 +26,8 @@ extern "C" {
     X(E2BIG, -7, "too large")                                                  \
     X(ENOENT, -8, "not found")                                                 \
     X(EEXIST, -9, "name already in use")                                       \
-    X(EOVERFLOW, -10, "reference count would overflow")
+    X(EOVERFLOW, -10, "reference count would overflow")                       \
+    X(ECORRUPT, -11, "corrupt or invalid encoded data")
 
 typedef enum lch_err {
 #define LCH__ERR_ENUM(name, value, msg) LCH_##name = (value),

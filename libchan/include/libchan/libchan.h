@@ -3,6 +3,7 @@
 #define LIBCHAN_LIBCHAN_H
 
 #include "libchan/alloc.h"
+#include "libchan/buffer.h"
 #include "libchan/channel.h"
 #include "libchan/debug.h"
 #include "libchan/error.h"
