@@ -196,12 +196,15 @@ static LCH__NOINLINE int wait_op(lch_channel *ch, struct op_args *a,
 {
     struct lch__waitq *wq = a->op == OP_SEND ? &ch->send_wq : &ch->recv_wq;
     int64_t now = lch__now_ns();
-    int64_t deadline = timeout_ns < 0 ? -1 : now + timeout_ns;
+    /* A deadline too far to represent is no deadline at all. */
+    int64_t deadline =
+        timeout_ns < 0 || timeout_ns > INT64_MAX - now ? -1 : now + timeout_ns;
     int rc;
 
     /* Spin: cheap when the peer is running on another core. */
     if (ch->spin_ns > 0) {
-        int64_t spin_end = now + ch->spin_ns;
+        int64_t spin_end =
+            ch->spin_ns > INT64_MAX - now ? INT64_MAX : now + ch->spin_ns;
         if (deadline >= 0 && deadline < spin_end)
             spin_end = deadline;
         for (unsigned i = 1;; i++) {
