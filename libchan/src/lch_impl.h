@@ -39,6 +39,27 @@
 #  define LCH__NOINLINE
 #endif
 
+/* ThreadSanitizer cannot see ordering made inside uninstrumented liburcu
+ * (cds_lfht publication and lookup). Where libchan relies on it, these tell
+ * TSan the same fact: a release before publishing an object, an acquire
+ * after finding it. They compile to nothing in other builds. */
+#if defined(__SANITIZE_THREAD__)
+#  define LCH__TSAN 1
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define LCH__TSAN 1
+#  endif
+#endif
+#ifdef LCH__TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#  define LCH__TSAN_RELEASE(p) __tsan_release((void *)(p))
+#  define LCH__TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#else
+#  define LCH__TSAN_RELEASE(p) ((void)0)
+#  define LCH__TSAN_ACQUIRE(p) ((void)0)
+#endif
+
 /* ---- allocation (alloc.c) ------------------------------------------------ */
 
 void *lch__malloc(size_t size);

@@ -120,6 +120,7 @@ static int add_name(lch_channel *ch)
         if (old == &ch->name_node)
             return LCH_OK;
         lch_channel *holder = caa_container_of(old, lch_channel, name_node);
+        LCH__TSAN_ACQUIRE(holder); /* published by its own registry add */
         if (atomic_load_explicit(&holder->hdr.refcount,
                                  memory_order_acquire) != 0)
             return LCH_EEXIST;
@@ -140,6 +141,7 @@ int lch__registry_add(lch_channel *ch)
     if (!registry_ok)
         return LCH_ENOMEM;
     int rc = LCH_OK;
+    LCH__TSAN_RELEASE(ch); /* cds_lfht_add* publishes it (see lch_impl.h) */
     urcu_bp_read_lock();
     if (ch->name)
         rc = add_name(ch);
@@ -173,6 +175,7 @@ void lch__registry_barrier(void)
  * in both maps yet or is already dying. Call inside a read-side section. */
 static lch_channel *found(lch_channel *ch)
 {
+    LCH__TSAN_ACQUIRE(ch); /* pairs with the release in lch__registry_add */
     if (!atomic_load_explicit(&ch->published, memory_order_acquire))
         return NULL;
     return lch__object_get_unless_zero(&ch->hdr) ? ch : NULL;
