@@ -190,6 +190,11 @@ typedef struct race_cfg {
     int producers, consumers;
     bool close_now;
     char name[64];
+    /* storm: every iteration bounded (capacity 1 or 2), blocking forever
+     * with spin_ns = 0, int messages (fast senders), closed after 0-1.2 ms,
+     * and many more iterations: close racing with receivers parking on a
+     * nearly empty ring while senders are mid-publish. */
+    bool storm;
 } race_cfg;
 
 typedef struct race race;
@@ -257,7 +262,14 @@ static void race_produce(rworker *w)
         if (k > r->limit - s)
             k = (size_t)(r->limit - s);
         for (size_t i = 0; i < k; i++) {
-            lch_object *o = tu_payload_new(p * r->limit + s + i, p, s + i);
+            uint64_t id = p * r->limit + s + i;
+            if (r->cfg->storm) { /* ints: as fast as senders can go */
+                buf[i] = lch_value_int((int64_t)id);
+                buf[i].tag = (uint32_t)p;
+                w->made++;
+                continue;
+            }
+            lch_object *o = tu_payload_new(id, p, s + i);
             if (o == NULL) {
                 w->bad_rc = LCH_ENOMEM;
                 for (size_t j = 0; j < i; j++)
@@ -292,6 +304,13 @@ static void race_check(rworker *w, lch_value *v)
 {
     race *r = w->r;
     tu_payload *p = v->kind == LCH_OBJECT ? tu_payload_get(v->u.obj) : NULL;
+    tu_payload ip; /* an int message, unpacked */
+    if (r->cfg->storm && v->kind == LCH_INT && v->u.i >= 0) {
+        ip.id = (uint64_t)v->u.i;
+        ip.producer = ip.id / r->limit;
+        ip.seq = ip.id % r->limit;
+        p = v->tag == ip.producer ? &ip : NULL;
+    }
     if (p == NULL || p->producer >= (uint64_t)r->cfg->producers ||
         p->seq >= r->limit || p->id != p->producer * r->limit + p->seq) {
         w->bad_values++;
@@ -353,6 +372,11 @@ static void race_iteration(race *r, unsigned iter)
     size_t cap = iter % 2 ? 0 : 2;
     r->mode = (int)((iter / 2) % N_MODES);
     r->batch = (iter / (2 * N_MODES)) % 2;
+    if (cfg->storm) {
+        cap = 1 + iter % 2;
+        r->mode = MODE_BLOCK;
+        r->batch = (iter / 2) % 2;
+    }
     r->timeout = r->mode == MODE_TRY     ? LCH_NOWAIT
                  : r->mode == MODE_TIMED ? 50000
                                          : LCH_FOREVER;
@@ -363,7 +387,7 @@ static void race_iteration(race *r, unsigned iter)
     atomic_store(&r->producers_finished, 0);
     atomic_store(&r->consumers_finished, 0);
     tu_payload_track(r->released, n_ids);
-    r->ch = make(cap, r->mode == MODE_BLOCK ? -1 : 0);
+    r->ch = make(cap, r->mode == MODE_BLOCK && !cfg->storm ? -1 : 0);
     for (int i = 0; i < P; i++)
         r->prod[i] = (rworker){.r = r, .id = i};
     for (int i = 0; i < C; i++)
@@ -376,12 +400,16 @@ static void race_iteration(race *r, unsigned iter)
     tu_barrier_wait(&r->start);
 
     /* Close after a varying amount of traffic (sometimes at once). */
-    uint64_t threshold = (iter * 97u) % 600u;
-    int64_t deadline = tu_now_ns() + tu_patience_ns();
-    while (atomic_load_explicit(&r->total_received, memory_order_relaxed) <
-               threshold &&
-           !producers_done(r) && tu_now_ns() < deadline)
-        sched_yield();
+    if (cfg->storm) {
+        tu_sleep_ns((int64_t)(iter % 4) * 400000);
+    } else {
+        uint64_t threshold = (iter * 97u) % 600u;
+        int64_t deadline = tu_now_ns() + tu_patience_ns();
+        while (atomic_load_explicit(&r->total_received,
+                                    memory_order_relaxed) < threshold &&
+               !producers_done(r) && tu_now_ns() < deadline)
+            sched_yield();
+    }
     int rc_close = cfg->close_now ? lch_channel_close_now(r->ch)
                                   : lch_channel_close(r->ch);
     /* close_now: when it returns the channel is empty, and stays so (sends
@@ -427,7 +455,7 @@ static void race_iteration(race *r, unsigned iter)
             uint32_t rel = atomic_load(&r->released[id]);
             bool was_sent = s < r->prod[p].sent;
             bool was_made = s < r->prod[p].made;
-            if (rel != (was_made ? 1u : 0u))
+            if (rel != (was_made && !cfg->storm ? 1u : 0u))
                 fail_msg("iter %u: payload (%d, %llu) released %u times "
                          "(sent %d)",
                          iter, p, (unsigned long long)s, rel, was_sent);
@@ -464,7 +492,8 @@ static void test_close_race(void **state)
     r->released = calloc(n_ids, sizeof *r->released);
     assert_non_null(r->received);
     assert_non_null(r->released);
-    unsigned iters = (unsigned)tu_count(144, 24);
+    unsigned iters = (unsigned)(cfg->storm ? tu_count(1000, 100)
+                                           : tu_count(144, 24));
     int64_t t0 = tu_now_ns();
     for (unsigned i = 0; i < iters; i++)
         race_iteration(r, i);
@@ -563,10 +592,16 @@ static void test_concurrent_closers(void **state)
 }
 
 static race_cfg race_cfgs[] = {
-    {1, 1, false, "race_1x1_close"},  {1, 1, true, "race_1x1_close_now"},
-    {2, 2, false, "race_2x2_close"},  {2, 2, true, "race_2x2_close_now"},
-    {4, 4, false, "race_4x4_close"},  {4, 4, true, "race_4x4_close_now"},
-    {8, 1, false, "race_8x1_close"},  {8, 1, true, "race_8x1_close_now"},
+    {1, 1, false, "race_1x1_close", false},
+    {1, 1, true, "race_1x1_close_now", false},
+    {2, 2, false, "race_2x2_close", false},
+    {2, 2, true, "race_2x2_close_now", false},
+    {4, 4, false, "race_4x4_close", false},
+    {4, 4, true, "race_4x4_close_now", false},
+    {8, 1, false, "race_8x1_close", false},
+    {8, 1, true, "race_8x1_close_now", false},
+    {4, 4, false, "storm_4x4_close", true},
+    {4, 4, true, "storm_4x4_close_now", true},
 };
 
 int main(int argc, char **argv)

@@ -503,20 +503,17 @@ static void buffer_destroy(lch_object *obj)
 
 int lch_buffer_new_copy(lch_buffer **out, const void *data, size_t len)
 {
-    if (!out)
+    if (out && !data && len) {
+        *out = NULL;
         return LCH_EINVAL;
-    *out = NULL;
-    if (!data && len)
-        return LCH_EINVAL;
-    if (len > LCH_BUFFER_MAX_LEN)
-        return LCH_E2BIG;
-    lch_buffer *b = buffer_alloc(len);
-    if (!b)
-        return LCH_ENOMEM;
+    }
+    void *dst;
+    int rc = lch_buffer_new_uninit(out, len, &dst);
+    if (rc != LCH_OK)
+        return rc;
     if (len)
-        memcpy(b->data, data, len);
-    lch__object_init(&b->hdr, &lch__buffer_type, LCH__OBJ_SELF_FREE);
-    *out = b;
+        memcpy(dst, data, len);
+    (*out)->writable = false; /* a copy is never resized */
     return LCH_OK;
 }
 
