@@ -9,6 +9,10 @@
  *   released exactly once (by a consumer, by close_now, or by the producer
  *   whose send failed); a value whose send failed is never received; with
  *   close everything sent is received exactly once; per-producer FIFO holds.
+ * - Storm: the same race a thousand times on a ring of capacity 1 or 2 with
+ *   fast int senders and receivers that park at once (spin_ns = 0), closed
+ *   within about a millisecond; every receiver must return once the channel
+ *   is closed and drained (none may stay parked or spinning).
  * - Concurrent closers: close and close_now from several threads at once. */
 #include "testutil.h"
 

@@ -219,33 +219,28 @@ static LCH__NOINLINE int wait_op(lch_channel *ch, struct op_args *a,
         }
     }
 
-    /* Park. */
+    /* Park. Every enqueue is matched by exactly one cancel or park. */
     for (;;) {
         struct lch__waiter w;
         lch__waitq_enqueue(wq, &w);
         rc = try_op(ch, a);
-        if (rc == LCH__ECLOSING) {
-            if (lch__waitq_cancel(wq, &w))
-                lch__waitq_notify(wq, 1);
-            rc = wait_closing(ch, a, deadline);
-        }
         if (rc != LCH_EAGAIN) {
             /* If a notifier picked us meanwhile, its wake-up was meant for
              * progress we did not use: hand it to the next waiter. */
             if (lch__waitq_cancel(wq, &w))
                 lch__waitq_notify(wq, 1);
-            return rc;
+        } else {
+            int prc = lch__waitq_park(wq, &w, deadline);
+            /* Whatever woke us, look once more: a wake-up that finds
+             * nothing means somebody else took the progress it announced. */
+            rc = try_op(ch, a);
+            if (rc == LCH_EAGAIN && prc != LCH_OK)
+                return prc;
         }
-        int prc = lch__waitq_park(wq, &w, deadline);
-        /* Whatever woke us, look once more: a wake-up that finds nothing
-         * means somebody else took the progress it announced. */
-        rc = try_op(ch, a);
         if (rc == LCH__ECLOSING)
             rc = wait_closing(ch, a, deadline);
         if (rc != LCH_EAGAIN)
             return rc;
-        if (prc != LCH_OK)
-            return prc;
         if (deadline >= 0 && lch__now_ns() >= deadline)
             return LCH_ETIMEDOUT;
     }

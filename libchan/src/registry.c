@@ -147,7 +147,7 @@ int lch__registry_add(lch_channel *ch)
         rc = add_name(ch);
     if (rc == LCH_OK) {
         cds_lfht_add(by_id, hash_id(ch->id), &ch->id_node);
-        /* Release pairs with the acquire load in found(). */
+        /* Release pairs with the acquire load in take_found(). */
         atomic_store_explicit(&ch->published, true, memory_order_release);
     }
     urcu_bp_read_unlock();
@@ -171,14 +171,21 @@ void lch__registry_barrier(void)
         rcu_barrier();
 }
 
-/* A reference to the channel behind a lookup's node, or NULL if it is not
- * in both maps yet or is already dying. Call inside a read-side section. */
-static lch_channel *found(lch_channel *ch)
+/* Take a reference to the channel behind a lookup's node: LCH_OK, LCH_ENOENT
+ * if it is not in both maps yet or is already dying, LCH_EOVERFLOW if its
+ * count is at the ceiling. Call inside a read-side section. */
+static int take_found(lch_channel *ch, lch_channel **out)
 {
     LCH__TSAN_ACQUIRE(ch); /* pairs with the release in lch__registry_add */
     if (!atomic_load_explicit(&ch->published, memory_order_acquire))
-        return NULL;
-    return lch__object_get_unless_zero(&ch->hdr) ? ch : NULL;
+        return LCH_ENOENT;
+    if (lch__object_get_unless_zero(&ch->hdr)) {
+        *out = ch;
+        return LCH_OK;
+    }
+    return atomic_load_explicit(&ch->hdr.refcount, memory_order_relaxed)
+               ? LCH_EOVERFLOW
+               : LCH_ENOENT;
 }
 
 int lch_channel_lookup_id(uint64_t id, lch_channel **out)
@@ -193,10 +200,11 @@ int lch_channel_lookup_id(uint64_t id, lch_channel **out)
     urcu_bp_read_lock();
     cds_lfht_lookup(by_id, hash_id(id), match_id, &id, &it);
     struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
-    if (node)
-        *out = found(caa_container_of(node, lch_channel, id_node));
+    int rc = node ? take_found(caa_container_of(node, lch_channel, id_node),
+                               out)
+                  : LCH_ENOENT;
     urcu_bp_read_unlock();
-    return *out ? LCH_OK : LCH_ENOENT;
+    return rc;
 }
 
 int lch_channel_lookup_name(const char *name, lch_channel **out)
@@ -215,10 +223,11 @@ int lch_channel_lookup_name(const char *name, lch_channel **out)
     urcu_bp_read_lock();
     cds_lfht_lookup(by_name, hash_name(name), match_name, name, &it);
     struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
-    if (node)
-        *out = found(caa_container_of(node, lch_channel, name_node));
+    int rc = node ? take_found(
+                        caa_container_of(node, lch_channel, name_node), out)
+                  : LCH_ENOENT;
     urcu_bp_read_unlock();
-    return *out ? LCH_OK : LCH_ENOENT;
+    return rc;
 }
 
 /* Library unload (dlclose, or process exit): let pending frees run while the

@@ -108,8 +108,10 @@ LCH_API int lch_channel_recv(lch_channel *ch, lch_value *out,
 /* Send up to n values from v[0..n). Waits (per timeout_ns) until at least one
  * can be sent, then sends as many as fit at once, in order. On success
  * *nsent >= 1 and the channel owns v[0..*nsent); the caller still owns the
- * rest. On error *nsent is 0 and the caller owns everything. Errors as for
- * lch_channel_send, plus LCH_EINVAL for NULL pointers or n == 0. */
+ * rest (an unbounded channel that cannot grow part-way also returns LCH_OK
+ * with the values it took). On error *nsent is 0 and the caller owns
+ * everything. Errors as for lch_channel_send, plus LCH_EINVAL for NULL
+ * pointers or n == 0. */
 LCH_API int lch_channel_send_batch(lch_channel *ch, const lch_value *v,
                                    size_t n, size_t *nsent,
                                    int64_t timeout_ns);
@@ -160,8 +162,22 @@ LCH_API lch_channel *lch_channel_from_object(lch_object *obj);
 
 /* Registry lookups. On success *out is a new reference owned by the caller;
  * otherwise *out is NULL and the result is LCH_ENOENT (no live channel; a
- * channel whose last reference is being dropped is not live) or LCH_EINVAL.
- * Lock-free (RCU read side); never block; any thread. */
+ * channel whose last reference is being dropped is not live; id 0 and names
+ * longer than LCH_CHANNEL_MAX_NAME never match), LCH_EOVERFLOW (the channel's
+ * count is at its ceiling) or LCH_EINVAL (out NULL; name NULL or empty).
+ * Lock-free (RCU read side); never block; any thread.
+ *
+ * fork(): libchan installs pthread_atfork handlers (when the first channel is
+ * created) that quiesce liburcu around fork, so a child can keep using
+ * libchan: it has its own copy of every channel and of the registry, and the
+ * threads that were parked on channels in the parent are simply absent (each
+ * channel's wait queues are emptied in the child). A channel that another
+ * thread was in the middle of sending to or receiving from at the instant of
+ * fork may be left with that one operation half done in the child; use such
+ * channels only in the parent. fork() itself waits for liburcu's call_rcu
+ * worker to pause, which can take a while if other threads are destroying
+ * many channels at that moment. A program that calls urcu_bp_before_fork()
+ * itself must not do so as well. */
 LCH_API int lch_channel_lookup_id(uint64_t id, lch_channel **out);
 LCH_API int lch_channel_lookup_name(const char *name, lch_channel **out);
 
