@@ -23,14 +23,6 @@
 
 enum { MAX_W = 8 };
 
-static lch_channel *make(size_t capacity, int64_t spin_ns)
-{
-    lch_channel *ch = NULL;
-    lch_channel_opts opts = {.capacity = capacity, .name = NULL,
-                             .spin_ns = spin_ns};
-    assert_rc(lch_channel_create_opts(&ch, &opts), LCH_OK);
-    return ch;
-}
 
 /* ---- parked waiters woken by close --------------------------------------- */
 
@@ -99,7 +91,7 @@ static void run_close_wakes(const wake_cfg *cfg)
         atomic_store(&released[i], 0);
     tu_payload_track(released, NW + CAP);
 
-    lch_channel *ch = make(cfg->send ? CAP : 0, 0);
+    lch_channel *ch = tu_channel(cfg->send ? CAP : 0, 0);
     if (cfg->send) /* fill it: ids NW.. are queued */
         for (uint64_t i = 0; i < CAP; i++)
             assert_rc(lch_channel_send(
@@ -391,7 +383,7 @@ static void race_iteration(race *r, unsigned iter)
     atomic_store(&r->producers_finished, 0);
     atomic_store(&r->consumers_finished, 0);
     tu_payload_track(r->released, n_ids);
-    r->ch = make(cap, r->mode == MODE_BLOCK && !cfg->storm ? -1 : 0);
+    r->ch = tu_channel(cap, r->mode == MODE_BLOCK && !cfg->storm ? -1 : 0);
     for (int i = 0; i < P; i++)
         r->prod[i] = (rworker){.r = r, .id = i};
     for (int i = 0; i < C; i++)
@@ -563,7 +555,7 @@ static void test_concurrent_closers(void **state)
     enum { NC = 6 };
     unsigned iters = (unsigned)tu_count(200, 20);
     for (unsigned it = 0; it < iters; it++) {
-        lch_channel *ch = make(it % 2 ? 0 : 3, it % 3 ? -1 : 0);
+        lch_channel *ch = tu_channel(it % 2 ? 0 : 3, it % 3 ? -1 : 0);
         tu_barrier start;
         tu_barrier_init(&start, NC + 1);
         closer cs[NC];

@@ -17,14 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static lch_channel *make(size_t capacity, int64_t spin_ns)
-{
-    lch_channel *ch = NULL;
-    lch_channel_opts opts = {.capacity = capacity, .name = NULL,
-                             .spin_ns = spin_ns};
-    assert_rc(lch_channel_create_opts(&ch, &opts), LCH_OK);
-    return ch;
-}
 
 static void assert_no_futex_calls(const lch_debug_counters *before,
                                   const char *what)
@@ -84,7 +76,7 @@ static void test_no_syscalls_without_waiters(void **state)
     const int64_t spins[] = {-1, 0};
     for (size_t c = 0; c < 4; c++) {
         for (size_t s = 0; s < 2; s++) {
-            lch_channel *ch = make(caps[c], spins[s]);
+            lch_channel *ch = tu_channel(caps[c], spins[s]);
             lch_debug_counters before = tu_counters();
             burst(ch, caps[c]);
             assert_no_futex_calls(&before, "single-threaded burst");
@@ -128,7 +120,7 @@ static void *parked_main(void *arg)
 static void one_wake(bool parked_sender, bool batch, int64_t timeout)
 {
     size_t cap = parked_sender ? 1 : (batch ? 0 : 4);
-    lch_channel *ch = make(cap, 0); /* spin_ns = 0: park at once */
+    lch_channel *ch = tu_channel(cap, 0); /* spin_ns = 0: park at once */
     if (parked_sender)
         assert_rc(lch_channel_send(ch, lch_value_int(1), LCH_NOWAIT), LCH_OK);
     parked p = {.ch = ch, .send = parked_sender, .batch = batch,
@@ -194,7 +186,7 @@ static void test_parked_sender_one_wake(void **state)
 static void test_no_wake_after_timeout(void **state)
 {
     (void)state;
-    lch_channel *ch = make(0, 0);
+    lch_channel *ch = tu_channel(0, 0);
     parked p = {.ch = ch, .timeout = 2 * TU_MS, .rc = 1};
     pthread_t t;
     tu_spawn(&t, parked_main, &p);
@@ -265,7 +257,7 @@ static void test_try_threads_no_syscalls(void **state)
     enum { NP = 2, NCONS = 2 };
     const size_t caps[] = {0, 8};
     for (size_t c = 0; c < 2; c++) {
-        lch_channel *ch = make(caps[c], -1);
+        lch_channel *ch = tu_channel(caps[c], -1);
         uint64_t per = tu_count(50000, 2000);
         _Atomic uint64_t total = 0;
         tu_barrier start;
@@ -333,7 +325,7 @@ static void install_handler(void)
 static void eintr_case(bool sender, bool batch, int64_t timeout)
 {
     install_handler();
-    lch_channel *ch = make(sender ? 1 : 0, 0);
+    lch_channel *ch = tu_channel(sender ? 1 : 0, 0);
     lch_object *obj = tu_payload_new(1, 0, 0);
     assert_non_null(obj);
     if (sender)

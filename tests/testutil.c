@@ -155,6 +155,16 @@ bool tu_wait_futex_waits(uint64_t target)
     return true;
 }
 
+lch_channel *tu_channel(size_t capacity, int64_t spin_ns)
+{
+    lch_channel *ch = NULL;
+    lch_channel_opts opts = LCH_CHANNEL_OPTS_INIT;
+    opts.capacity = capacity;
+    opts.spin_ns = spin_ns;
+    assert_rc(lch_channel_create_opts(&ch, &opts), LCH_OK);
+    return ch;
+}
+
 /* ---- counting, failing allocator ----------------------------------------- */
 
 /* Every block carries a 16-byte header (keeps malloc's 16-byte alignment). */

@@ -53,6 +53,9 @@ double tu_timeout_multiplier(void);
 uint64_t tu_count(uint64_t normal, uint64_t min);
 int64_t tu_now_ns(void); /* CLOCK_MONOTONIC */
 void tu_sleep_ns(int64_t ns);
+
+/* An anonymous channel with this capacity and spin budget (asserts). */
+lch_channel *tu_channel(size_t capacity, int64_t spin_ns);
 /* How long to wait for something that must eventually happen before giving
  * up on it: 10 s times the multiplier. */
 int64_t tu_patience_ns(void);
