@@ -3,9 +3,11 @@
  *
  * Each channel has two wait queues: receivers park on recv_wq until values
  * arrive; senders of a bounded channel park on send_wq until slots free up.
- * Every successful operation notifies the other side's queue, which costs a
- * fence and a load of a read-mostly word and makes no system call unless
- * somebody is parked (lch__waitq_notify). */
+ * A successful operation wakes the other side only if somebody is parked
+ * there, at no cost otherwise: on a bounded channel the claim's own CAS sees
+ * a WAIT flag in the position word (no fence, no extra load); on an
+ * unbounded one a seq_cst fence and a load of a read-mostly counter
+ * (lch__waitq_notify). */
 #include <limits.h>
 #include <string.h>
 
@@ -80,6 +82,13 @@ int lch_channel_create_opts(lch_channel **out, const lch_channel_opts *opts)
     }
     int rc = ch->capacity ? lch__ring_init(&ch->q.ring, ch->capacity)
                           : lch__list_init(&ch->q.list);
+    if (ch->capacity) {
+        /* Receivers flag the producers' word, senders the consumers'. */
+        ch->recv_wq.flag_word = &ch->q.ring.tail;
+        ch->recv_wq.flag_bit = LCH__RING_WAIT;
+        ch->send_wq.flag_word = &ch->q.ring.head;
+        ch->send_wq.flag_bit = LCH__RING_WAIT;
+    }
     if (rc != LCH_OK) {
         lch__free(ch->name);
         lch__free_aligned(ch);
@@ -146,21 +155,24 @@ struct op_args {
     lch_value *vals; /* source (send) or destination (recv) */
     size_t n;
     size_t done;
+    bool wake; /* ring: the claim saw the other side's WAIT flag */
 };
 
 static int try_op(lch_channel *ch, struct op_args *a)
 {
     if (a->op == OP_SEND)
-        return ch->capacity
-                   ? lch__ring_try_send(&ch->q.ring, a->vals, a->n, &a->done)
-                   : lch__list_try_send(&ch->q.list, a->vals, a->n, &a->done);
+        return ch->capacity ? lch__ring_try_send(&ch->q.ring, a->vals, a->n,
+                                                 &a->done, &a->wake)
+                            : lch__list_try_send(&ch->q.list, a->vals, a->n,
+                                                 &a->done);
     /* Acquire pairs with the release store in close_now. */
     if (LCH__UNLIKELY(atomic_load_explicit(&ch->discarding,
                                            memory_order_acquire)))
         return LCH_ECLOSED;
-    return ch->capacity
-               ? lch__ring_try_recv(&ch->q.ring, a->vals, a->n, &a->done)
-               : lch__list_try_recv(&ch->q.list, a->vals, a->n, &a->done);
+    return ch->capacity ? lch__ring_try_recv(&ch->q.ring, a->vals, a->n,
+                                             &a->done, &a->wake)
+                        : lch__list_try_recv(&ch->q.list, a->vals, a->n,
+                                             &a->done);
 }
 
 /* Tell the other side about progress: values for receivers, room for the
@@ -168,10 +180,31 @@ static int try_op(lch_channel *ch, struct op_args *a)
 static inline void after_op(lch_channel *ch, const struct op_args *a)
 {
     int n = a->done > INT_MAX ? INT_MAX : (int)a->done;
-    if (a->op == OP_SEND)
-        lch__waitq_notify(&ch->recv_wq, n);
-    else if (ch->capacity)
-        lch__waitq_notify(&ch->send_wq, n);
+    if (ch->capacity) {
+        if (LCH__UNLIKELY(a->wake))
+            lch__waitq_wake_slow(a->op == OP_SEND ? &ch->recv_wq
+                                                  : &ch->send_wq,
+                                 n);
+    } else if (a->op == OP_SEND) {
+        lch__waitq_notify(&ch->recv_wq, n); /* unbounded senders never wait */
+    }
+}
+
+/* Flag mode (bounded): claims made before our WAIT flag was set did not see
+ * it and will wake nobody, so park only once the other side has moved past
+ * flag_pos; until then back off (those claims finish in a few instructions
+ * unless their thread was preempted). */
+static bool may_park(const lch_channel *ch, enum op op, uint64_t flag_pos)
+{
+    if (!ch->capacity)
+        return true;
+    const struct lch__ring *r = &ch->q.ring;
+    if (op == OP_RECV) /* every value claimed before the flag is taken */
+        return (atomic_load_explicit(&r->head, memory_order_relaxed) &
+                LCH__POS_MASK) >= flag_pos;
+    /* the claim that frees our slot (position tail - cap) comes after it */
+    return (atomic_load_explicit(&r->tail, memory_order_relaxed) &
+            LCH__POS_MASK) >= flag_pos + r->cap;
 }
 
 /* Closed, with values still being written by senders that claimed their
@@ -220,11 +253,16 @@ static LCH__NOINLINE int wait_op(lch_channel *ch, struct op_args *a,
     }
 
     /* Park. Every enqueue is matched by exactly one cancel or park. */
+    unsigned step = 0;
     for (;;) {
         struct lch__waiter w;
-        lch__waitq_enqueue(wq, &w);
+        uint64_t flag_pos = lch__waitq_enqueue(wq, &w);
         rc = try_op(ch, a);
-        if (rc != LCH_EAGAIN) {
+        if (rc == LCH_EAGAIN && !may_park(ch, a->op, flag_pos)) {
+            if (lch__waitq_cancel(wq, &w))
+                lch__waitq_notify(wq, 1);
+            lch__backoff(&step);
+        } else if (rc != LCH_EAGAIN) {
             /* If a notifier picked us meanwhile, its wake-up was meant for
              * progress we did not use: hand it to the next waiter. */
             if (lch__waitq_cancel(wq, &w))
@@ -262,7 +300,7 @@ int lch_channel_send(lch_channel *ch, lch_value v, int64_t timeout_ns)
 {
     if (!ch)
         return LCH_EINVAL;
-    struct op_args a = {OP_SEND, &v, 1, 0};
+    struct op_args a = {OP_SEND, &v, 1, 0, false};
     return channel_op(ch, &a, timeout_ns);
 }
 
@@ -273,7 +311,7 @@ int lch_channel_recv(lch_channel *ch, lch_value *out, int64_t timeout_ns)
     *out = lch_value_none();
     if (!ch)
         return LCH_EINVAL;
-    struct op_args a = {OP_RECV, out, 1, 0};
+    struct op_args a = {OP_RECV, out, 1, 0, false};
     int rc = channel_op(ch, &a, timeout_ns);
     if (rc != LCH_OK)
         *out = lch_value_none();
@@ -288,7 +326,7 @@ int lch_channel_send_batch(lch_channel *ch, const lch_value *v, size_t n,
     if (!ch || !v || !nsent || n == 0)
         return LCH_EINVAL;
     /* The engines only read through vals when sending. */
-    struct op_args a = {OP_SEND, (lch_value *)v, n, 0};
+    struct op_args a = {OP_SEND, (lch_value *)v, n, 0, false};
     int rc = channel_op(ch, &a, timeout_ns);
     *nsent = rc == LCH_OK ? a.done : 0;
     return rc;
@@ -301,7 +339,7 @@ int lch_channel_recv_batch(lch_channel *ch, lch_value *out, size_t n,
         *nrecv = 0;
     if (!ch || !out || !nrecv || n == 0)
         return LCH_EINVAL;
-    struct op_args a = {OP_RECV, out, n, 0};
+    struct op_args a = {OP_RECV, out, n, 0, false};
     int rc = channel_op(ch, &a, timeout_ns);
     *nrecv = rc == LCH_OK ? a.done : 0;
     return rc;
@@ -316,8 +354,10 @@ int lch_channel_close(lch_channel *ch)
     bool now_closed = ch->capacity ? lch__ring_close(&ch->q.ring)
                                    : lch__list_close(&ch->q.list);
     if (now_closed) {
-        lch__waitq_notify(&ch->recv_wq, INT_MAX);
-        lch__waitq_notify(&ch->send_wq, INT_MAX);
+        /* Unconditionally (takes each queue's lock): close is rare, and a
+         * waiter that queued before the close must hear of it. */
+        lch__waitq_wake_slow(&ch->recv_wq, INT_MAX);
+        lch__waitq_wake_slow(&ch->send_wq, INT_MAX);
     }
     return LCH_OK;
 }
@@ -334,8 +374,9 @@ int lch_channel_close_now(lch_channel *ch)
     unsigned step = 0;
     for (;;) {
         size_t k = 0;
+        bool wake; /* senders were all woken by the close */
         int rc = ch->capacity
-                     ? lch__ring_try_recv(&ch->q.ring, batch, 64, &k)
+                     ? lch__ring_try_recv(&ch->q.ring, batch, 64, &k, &wake)
                      : lch__list_try_recv(&ch->q.list, batch, 64, &k);
         if (rc == LCH_ECLOSED)
             break;
@@ -347,8 +388,6 @@ int lch_channel_close_now(lch_channel *ch)
         }
         for (size_t i = 0; i < k; i++)
             lch_value_release(&batch[i]);
-        if (ch->capacity)
-            lch__waitq_notify(&ch->send_wq, INT_MAX);
     }
     return LCH_OK;
 }

@@ -111,11 +111,25 @@ struct lch__waiter {
 
 enum { LCH__W_QUEUED = 0, LCH__W_SLEEPING = 1, LCH__W_SIGNALED = 2 };
 
-/* One side's waiters: receivers waiting for values, or senders for room. */
+/* One side's waiters: receivers waiting for values, or senders for room.
+ *
+ * Two ways to tell a notifier that someone is waiting:
+ *   - `waiters`, read after a seq_cst fence (lch__waitq_notify): the
+ *     unbounded engine uses this;
+ *   - a flag bit inside the position word the other side claims with a CAS
+ *     anyway (`flag_word`, `flag_bit`): the bounded ring uses this, so its
+ *     fast path has no fence. The bit is set while the FIFO is non-empty,
+ *     changed only under the lock. A claim that did not see it was made
+ *     before the bit was set, at a position below `flag_pos` (the word's
+ *     position when it was set), so a waiter may park only once the other
+ *     side's progress has passed flag_pos (see channel.c). */
 struct lch__waitq {
     _Atomic uint32_t waiters;  /* linked waiters; read lock-free by notify */
     _Atomic uint32_t lock;     /* spinlock over the FIFO (slow path only) */
     struct lch__waiter *head, *tail;
+    _Atomic uint64_t *flag_word; /* NULL: counter mode; fixed at creation */
+    uint64_t flag_bit;
+    uint64_t flag_pos; /* under the lock: position when the bit was set */
 };
 
 void lch__waitq_wake_slow(struct lch__waitq *wq, int n);
@@ -134,8 +148,10 @@ static inline void lch__waitq_notify(struct lch__waitq *wq, int n)
 }
 
 /* Queue `w` as a waiter. The caller must re-check its condition after this
- * and then either lch__waitq_park() or lch__waitq_cancel(). */
-void lch__waitq_enqueue(struct lch__waitq *wq, struct lch__waiter *w);
+ * and then either lch__waitq_park() or lch__waitq_cancel(). Returns the
+ * flag position (flag mode; 0 in counter mode): before parking, the caller
+ * must see the other side's progress at or past it. */
+uint64_t lch__waitq_enqueue(struct lch__waitq *wq, struct lch__waiter *w);
 /* Leave the queue without parking. Returns true if a notifier had already
  * picked `w` (the caller then owes nothing: it re-checks anyway). */
 bool lch__waitq_cancel(struct lch__waitq *wq, struct lch__waiter *w);
@@ -178,10 +194,15 @@ struct lch__slot {
     lch_value v;
 };
 
+/* Ring position words: the position in the low 62 bits, then flags. */
+#define LCH__POS_MASK (((uint64_t)1 << 62) - 1)
+#define LCH__RING_WAIT ((uint64_t)1 << 62)   /* the other side has waiters */
+#define LCH__RING_CLOSED ((uint64_t)1 << 63) /* tail only */
+
 struct lch__ring {
-    /* producers: next position to claim; bit 63 = closed */
+    /* producers: next position to claim; CLOSED; WAIT = receivers parked */
     alignas(LCH__CACHELINE) _Atomic uint64_t tail;
-    /* consumers: next position to take */
+    /* consumers: next position to take; WAIT = senders parked */
     alignas(LCH__CACHELINE) _Atomic uint64_t head;
     /* read-only after init */
     alignas(LCH__CACHELINE) struct lch__slot *slots;
@@ -192,10 +213,12 @@ struct lch__ring {
 
 int lch__ring_init(struct lch__ring *r, size_t cap);
 void lch__ring_fini(struct lch__ring *r); /* releases what is queued */
+/* *wake is set when the claim saw the other side's WAIT flag: the caller
+ * must then wake that side's waiters. */
 int lch__ring_try_send(struct lch__ring *r, const lch_value *v, size_t n,
-                       size_t *done);
+                       size_t *done, bool *wake);
 int lch__ring_try_recv(struct lch__ring *r, lch_value *out, size_t n,
-                       size_t *done);
+                       size_t *done, bool *wake);
 bool lch__ring_close(struct lch__ring *r); /* true if this call closed it */
 bool lch__ring_is_closed(const struct lch__ring *r);
 size_t lch__ring_len(const struct lch__ring *r);

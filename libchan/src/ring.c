@@ -12,7 +12,9 @@
  * consecutive positions with one CAS. Bit 63 of `tail` is the closed flag:
  * setting it makes every later claim's CAS fail, so after close no position
  * is claimed, and the positions claimed before it are all eventually
- * published. Nothing here blocks for long; channel.c parks.
+ * published. Nothing here blocks for long; channel.c parks. Bit 62 of each
+ * word is the other side's "waiters parked" flag (lch__waitq): a claim's CAS
+ * carries the flags along and reports whether it saw it.
  *
  * With a single slot, "full for p" (p + 1) and "free for p + 1" (p + cap)
  * would be the same number, so capacity 1 uses two slots, and a producer
@@ -20,7 +22,8 @@
  * position (head == pos); that costs a load of head, only in this case. */
 #include "lch_impl.h"
 
-#define CLOSED_BIT ((uint64_t)1 << 63)
+#define CLOSED_BIT LCH__RING_CLOSED
+#define POS LCH__POS_MASK
 
 static inline struct lch__slot *slot_at(const struct lch__ring *r,
                                         uint64_t pos)
@@ -58,8 +61,9 @@ void lch__ring_fini(struct lch__ring *r)
 {
     /* Single-threaded: the last reference is gone. */
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire) &
-                    ~CLOSED_BIT;
-    for (uint64_t p = atomic_load_explicit(&r->head, memory_order_acquire);
+                    POS;
+    for (uint64_t p = atomic_load_explicit(&r->head, memory_order_acquire) &
+                      POS;
          p < tail; p++)
         lch_value_release(&slot_at(r, p)->v);
     lch__free_aligned(r->slots);
@@ -67,20 +71,22 @@ void lch__ring_fini(struct lch__ring *r)
 }
 
 int lch__ring_try_send(struct lch__ring *r, const lch_value *v, size_t n,
-                       size_t *done)
+                       size_t *done, bool *wake)
 {
-    uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t word = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t pos;
     size_t k;
     for (;;) {
-        if (LCH__UNLIKELY(pos & CLOSED_BIT))
+        if (LCH__UNLIKELY(word & CLOSED_BIT))
             return LCH_ECLOSED;
+        pos = word & POS;
         size_t room = n;
         if (LCH__UNLIKELY(r->cap != r->phys)) {
             /* Only the room count depends on head, and a stale value can
              * only under-count it; the slot's seq (acquire) below is what
              * orders us after the consumer. */
             uint64_t head = atomic_load_explicit(&r->head,
-                                                 memory_order_relaxed);
+                                                 memory_order_relaxed) & POS;
             uint64_t used = pos - head;
             room = used >= r->cap ? 0 : (size_t)(r->cap - used);
             if (room == 0)
@@ -96,15 +102,17 @@ int lch__ring_try_send(struct lch__ring *r, const lch_value *v, size_t n,
             if (diff < 0)
                 return LCH_EAGAIN; /* full: the slot still holds pos-phys */
             /* another producer took pos: reload */
-            pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+            word = atomic_load_explicit(&r->tail, memory_order_relaxed);
             continue;
         }
-        /* Relaxed is enough: the slots' seq loads above (acquire) already
-         * ordered us after their consumers, and publication is the release
-         * store of seq below. On failure pos is reloaded. */
-        if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + k,
-                                                  memory_order_relaxed,
-                                                  memory_order_relaxed))
+        /* The slots' seq loads above (acquire) already ordered us after
+         * their consumers, and publication is the release store of seq
+         * below, so the claim itself can be relaxed on success. Acquire on
+         * failure is for the WAIT flag a waiter may have just set (its
+         * fetch_or is acq_rel). Flags ride along in `word`. */
+        if (atomic_compare_exchange_weak_explicit(&r->tail, &word, word + k,
+                                                  memory_order_acquire,
+                                                  memory_order_acquire))
             break;
     }
     for (size_t i = 0; i < k; i++) {
@@ -114,15 +122,18 @@ int lch__ring_try_send(struct lch__ring *r, const lch_value *v, size_t n,
         atomic_store_explicit(&s->seq, pos + i + 1, memory_order_release);
     }
     *done = k;
+    *wake = (word & LCH__RING_WAIT) != 0;
     return LCH_OK;
 }
 
 int lch__ring_try_recv(struct lch__ring *r, lch_value *out, size_t n,
-                       size_t *done)
+                       size_t *done, bool *wake)
 {
-    uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t word = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t pos;
     size_t k;
     for (;;) {
+        pos = word & POS;
         for (k = 0; k < n; k++)
             if (slot_seq(slot_at(r, pos + k)) != pos + k + 1)
                 break;
@@ -136,17 +147,19 @@ int lch__ring_try_recv(struct lch__ring *r, lch_value *out, size_t n,
                                                   memory_order_acquire);
                 if (!(t & CLOSED_BIT))
                     return LCH_EAGAIN;
-                if ((t & ~CLOSED_BIT) ==
-                    atomic_load_explicit(&r->head, memory_order_relaxed))
+                if ((t & POS) == (atomic_load_explicit(&r->head,
+                                                       memory_order_relaxed) &
+                                  POS))
                     return LCH_ECLOSED;
                 return LCH__ECLOSING;
             }
-            pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+            word = atomic_load_explicit(&r->head, memory_order_relaxed);
             continue;
         }
-        if (atomic_compare_exchange_weak_explicit(&r->head, &pos, pos + k,
-                                                  memory_order_relaxed,
-                                                  memory_order_relaxed))
+        /* As in try_send: acquire only for a waiter's WAIT flag. */
+        if (atomic_compare_exchange_weak_explicit(&r->head, &word, word + k,
+                                                  memory_order_acquire,
+                                                  memory_order_acquire))
             break;
     }
     for (size_t i = 0; i < k; i++) {
@@ -158,6 +171,7 @@ int lch__ring_try_recv(struct lch__ring *r, lch_value *out, size_t n,
                               memory_order_release);
     }
     *done = k;
+    *wake = (word & LCH__RING_WAIT) != 0;
     return LCH_OK;
 }
 
@@ -177,9 +191,10 @@ bool lch__ring_is_closed(const struct lch__ring *r)
 
 size_t lch__ring_len(const struct lch__ring *r)
 {
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed) &
+                    POS;
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed) &
-                    ~CLOSED_BIT;
+                    POS;
     if (tail <= head)
         return 0;
     return tail - head > r->cap ? (size_t)r->cap : (size_t)(tail - head);

@@ -64,6 +64,11 @@ static void wq_unlink(struct lch__waitq *wq, struct lch__waiter *w)
      * uses it to skip work, and the seq_cst fences cover the race that
      * matters (a waiter arriving). */
     atomic_fetch_sub_explicit(&wq->waiters, 1, memory_order_relaxed);
+    /* Flag mode: nobody left, so claims need not report to us any more.
+     * Relaxed: the bit only selects whether a claimer takes this lock. */
+    if (!wq->head && wq->flag_word)
+        atomic_fetch_and_explicit(wq->flag_word, ~wq->flag_bit,
+                                  memory_order_relaxed);
 }
 
 LCH__NOINLINE void lch__waitq_wake_slow(struct lch__waitq *wq, int n)
@@ -95,11 +100,12 @@ LCH__NOINLINE void lch__waitq_wake_slow(struct lch__waitq *wq, int n)
     }
 }
 
-void lch__waitq_enqueue(struct lch__waitq *wq, struct lch__waiter *w)
+uint64_t lch__waitq_enqueue(struct lch__waitq *wq, struct lch__waiter *w)
 {
     atomic_init(&w->state, LCH__W_QUEUED);
     w->next = NULL;
     wq_lock(wq);
+    bool first = wq->head == NULL;
     w->prev = wq->tail;
     if (wq->tail)
         wq->tail->next = w;
@@ -108,9 +114,19 @@ void lch__waitq_enqueue(struct lch__waitq *wq, struct lch__waiter *w)
     wq->tail = w;
     w->linked = true;
     atomic_fetch_add_explicit(&wq->waiters, 1, memory_order_seq_cst);
+    if (first && wq->flag_word) {
+        /* Every claim CAS later in this word's modification order sees the
+         * bit and wakes us after publishing; acq_rel keeps the re-check
+         * that follows after it. */
+        uint64_t old = atomic_fetch_or_explicit(wq->flag_word, wq->flag_bit,
+                                                memory_order_acq_rel);
+        wq->flag_pos = old & LCH__POS_MASK;
+    }
+    uint64_t pos = wq->flag_pos;
     wq_unlock(wq);
-    /* Pairs with the fence in lch__waitq_notify. */
+    /* Pairs with the fence in lch__waitq_notify (counter mode). */
     atomic_thread_fence(memory_order_seq_cst);
+    return pos;
 }
 
 bool lch__waitq_cancel(struct lch__waitq *wq, struct lch__waiter *w)
