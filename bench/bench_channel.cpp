@@ -33,6 +33,8 @@
 // count as "the best peer".
 #include <benchmark/benchmark.h>
 
+#include "bench_main.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -468,38 +470,12 @@ void register_all()
         "moodycamel_blocking_spin", bounded);
 }
 
-bool has_flag(int argc, char **argv, const char *prefix)
-{
-    for (int i = 1; i < argc; ++i)
-        if (std::strncmp(argv[i], prefix, std::strlen(prefix)) == 0)
-            return true;
-    return false;
-}
-
 } // namespace
 } // namespace lchb
 
 int main(int argc, char **argv)
 {
-    // Defaults unless the command line sets them: 5 repetitions, aggregates
-    // only (report.py reads the medians), and repetitions interleaved in
-    // random order, so that slow drifts of this shared VM (the host moving
-    // vCPUs between cores changes core-to-core latency several-fold) spread
-    // over every entry instead of landing on whichever ran at the time.
-    static char reps[] = "--benchmark_repetitions=5";
-    static char aggs[] = "--benchmark_report_aggregates_only=true";
-    static char shuffle[] = "--benchmark_enable_random_interleaving=true";
-    std::vector<char *> args(argv, argv + argc);
-    if (!lchb::has_flag(argc, argv, "--benchmark_repetitions")) {
-        args.insert(args.begin() + 1, aggs);
-        args.insert(args.begin() + 1, reps);
-    }
-    if (!lchb::has_flag(argc, argv, "--benchmark_enable_random_interleaving"))
-        args.insert(args.begin() + 1, shuffle);
-    int n = int(args.size());
-    args.push_back(nullptr);
-    benchmark::Initialize(&n, args.data());
-    if (benchmark::ReportUnrecognizedArguments(n, args.data()))
+    if (!lchb_main::initialize(argc, argv))
         return 1;
     benchmark::AddCustomContext("lch_bench.pinning",
                                 lchb::Cpus::get().describe());

@@ -56,6 +56,8 @@
 // random order, as lch_bench and lch_bench_buffer do.
 #include <benchmark/benchmark.h>
 
+#include "bench_main.hpp"
+
 #include <msgpack.h>
 
 #include <cstdint>
@@ -922,35 +924,11 @@ void register_all()
                                  BM_validate_mixed);
 }
 
-bool has_flag(int argc, char **argv, const char *flag)
-{
-    size_t n = std::strlen(flag);
-    for (int i = 1; i < argc; i++)
-        if (std::strncmp(argv[i], flag, n) == 0)
-            return true;
-    return false;
-}
-
 } // namespace
 
 int main(int argc, char **argv)
 {
-    // Defaults unless the command line sets them (as lch_bench): 5
-    // repetitions, aggregates only, repetitions interleaved at random.
-    static char reps[] = "--benchmark_repetitions=5";
-    static char aggs[] = "--benchmark_report_aggregates_only=true";
-    static char shuffle[] = "--benchmark_enable_random_interleaving=true";
-    std::vector<char *> args(argv, argv + argc);
-    if (!has_flag(argc, argv, "--benchmark_repetitions")) {
-        args.insert(args.begin() + 1, aggs);
-        args.insert(args.begin() + 1, reps);
-    }
-    if (!has_flag(argc, argv, "--benchmark_enable_random_interleaving"))
-        args.insert(args.begin() + 1, shuffle);
-    int n = int(args.size());
-    args.push_back(nullptr);
-    benchmark::Initialize(&n, args.data());
-    if (benchmark::ReportUnrecognizedArguments(n, args.data()))
+    if (!lchb_main::initialize(argc, argv))
         return 1;
     register_all();
     benchmark::AddCustomContext("lch_bench_codec.msgpack",
