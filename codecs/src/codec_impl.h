@@ -7,7 +7,7 @@
  *   view.c      O(1) views and the decoding walker
  *
  * The codec uses only the object header, the allocator and shared buffers of
- * the core (lch_impl.h, libchan/buffer.h): never the channel code.
+ * the core (lch_base.h, libchan/buffer.h): never the channel code.
  * It has no process-global mutable state. */
 #ifndef LCH_CODEC_IMPL_H
 #define LCH_CODEC_IMPL_H
@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lch_impl.h"
+#include "lch_base.h"
 #include "libchan/codec.h"
 
 /* Every codec problem with a buffer's bytes (public: codec.h). */

@@ -58,7 +58,8 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "lch_impl.h"
+#include "lch_base.h"
+#include "libchan/buffer.h"
 
 /* ---- layout -------------------------------------------------------------- */
 

@@ -1,10 +1,9 @@
-/* lch_impl.h: what the core's files share and nothing else sees.
+/* lch_impl.h: the channel internals the core's files share (on top of
+ * lch_base.h, which the codecs use too); nothing outside libchan/src sees it.
  *
- * Naming: public symbols are lch_*, library-internal non-static symbols are
- * lch__*, everything else is static. This header holds the object header
- * layout, the allocator wrappers, the two queue engines behind a channel (a
- * bounded ring in ring.c and an unbounded segmented list in list.c), the
- * futex wait queue (wait.c) and the registry (registry.c).
+ * It holds the futex wait queue (wait.c), the two queue engines behind a
+ * channel (a bounded ring in ring.c and an unbounded segmented list in
+ * list.c), the channel struct (channel.c) and the registry (registry.c).
  *
  * Process-global state of the core, all of it:
  *   alloc.c     lch__alloc_hooks      the installed allocator
@@ -12,92 +11,16 @@
  *   wait.c      lch__futex_waits/wakes, lch__live_objects   debug counters
  *   channel.c   lch__next_channel_id  id source
  *   registry.c  by_id, by_name        cds_lfht tables (urcu-bp flavor)
+ *   buffer.c    cache                 idle large blocks, under cache.lock
  */
 #ifndef LCH_IMPL_H
 #define LCH_IMPL_H
 
-#include <stdalign.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
 #include <urcu-bp.h>
 #include <urcu/rculfhash.h>
 
+#include "lch_base.h"
 #include "libchan/libchan.h"
-
-#define LCH__CACHELINE 64
-
-#if defined(__GNUC__)
-#  define LCH__LIKELY(x) __builtin_expect(!!(x), 1)
-#  define LCH__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#  define LCH__NOINLINE __attribute__((noinline))
-#else
-#  define LCH__LIKELY(x) (x)
-#  define LCH__UNLIKELY(x) (x)
-#  define LCH__NOINLINE
-#endif
-
-/* ThreadSanitizer cannot see ordering made inside uninstrumented liburcu
- * (cds_lfht publication and lookup). Where libchan relies on it, these tell
- * TSan the same fact: a release before publishing an object, an acquire
- * after finding it. They compile to nothing in other builds. */
-#if defined(__SANITIZE_THREAD__)
-#  define LCH__TSAN 1
-#elif defined(__has_feature)
-#  if __has_feature(thread_sanitizer)
-#    define LCH__TSAN 1
-#  endif
-#endif
-#ifdef LCH__TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#  define LCH__TSAN_RELEASE(p) __tsan_release((void *)(p))
-#  define LCH__TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
-#else
-#  define LCH__TSAN_RELEASE(p) ((void)0)
-#  define LCH__TSAN_ACQUIRE(p) ((void)0)
-#endif
-
-/* ---- allocation (alloc.c) ------------------------------------------------ */
-
-void *lch__malloc(size_t size);
-void *lch__realloc(void *ptr, size_t size);
-void lch__free(void *ptr);
-/* `align` is a power of two <= 4096; free with lch__free_aligned. */
-void *lch__malloc_aligned(size_t size, size_t align);
-void lch__free_aligned(void *ptr);
-
-/* Abort with a message: only for caller bugs (a refcount going below zero),
- * never for runtime conditions. */
-_Noreturn void lch__panic(const char *msg);
-
-/* ---- objects (object.c) -------------------------------------------------- */
-
-enum {
-    LCH__OBJ_COUNTED = 1u << 0,   /* included in lch__live_objects */
-    LCH__OBJ_SELF_FREE = 1u << 1, /* type's destroy frees the memory */
-    LCH__OBJ_USER = 1u << 2       /* made by lch_object_new: has a payload */
-};
-
-struct lch_object {
-    _Atomic uint32_t refcount; /* 0 only while being destroyed */
-    uint32_t flags;            /* LCH__OBJ_*, fixed at creation */
-    const lch_type *type;      /* never NULL */
-};
-
-/* Refuse references past this, well below the wrap-around point, so the
- * transient overshoot of a refused increment cannot wrap. */
-#define LCH__REF_MAX ((uint32_t)1 << 30)
-
-/* Initialise a header with one reference owned by the caller. */
-void lch__object_init(lch_object *obj, const lch_type *type, uint32_t flags);
-
-/* Take a reference unless the count is already zero (the object is being
- * destroyed) or at its ceiling. For lookups whose memory is kept alive by
- * some other means (an RCU read-side section). true on success. */
-bool lch__object_get_unless_zero(lch_object *obj);
 
 /* ---- futex wait queue (wait.c) ------------------------------------------- */
 
@@ -287,7 +210,5 @@ void lch__registry_barrier(void);
 /* Debug counters (wait.c) */
 extern _Atomic uint64_t lch__futex_waits;
 extern _Atomic uint64_t lch__futex_wakes;
-extern _Atomic int64_t lch__live_objects;
-extern _Atomic bool lch__track_objects;
 
 #endif /* LCH_IMPL_H */

@@ -33,7 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "lch_impl.h" /* LCH__REF_MAX and the object header (EOVERFLOW) */
+#include "lch_base.h" /* LCH__REF_MAX and the object header (EOVERFLOW) */
 
 #define KiB ((size_t)1024)
 #define MiB ((size_t)1024 * 1024)
