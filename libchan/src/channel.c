@@ -35,14 +35,20 @@ static void channel_free_rcu(struct rcu_head *head)
     lch__free_aligned(ch);
 }
 
-/* Runs once, in the thread that dropped the last reference. */
-static void channel_destroy(lch_object *obj)
+/* Release what is queued and the engine's memory. Single-threaded. */
+static void queue_fini(lch_channel *ch)
 {
-    lch_channel *ch = (lch_channel *)obj;
     if (ch->capacity)
         lch__ring_fini(&ch->q.ring);
     else
         lch__list_fini(&ch->q.list);
+}
+
+/* Runs once, in the thread that dropped the last reference. */
+static void channel_destroy(lch_object *obj)
+{
+    lch_channel *ch = (lch_channel *)obj;
+    queue_fini(ch);
     /* Lookups may still be reading the header: free after a grace period. */
     lch__registry_remove_and_free(ch, channel_free_rcu);
 }
@@ -101,13 +107,8 @@ int lch_channel_create_opts(lch_channel **out, const lch_channel_opts *opts)
     rc = lch__registry_add(ch);
     if (rc != LCH_OK) {
         /* Never published: tear down directly, without a grace period. */
-        if (ch->hdr.flags & LCH__OBJ_COUNTED)
-            atomic_fetch_sub_explicit(&lch__live_objects, 1,
-                                      memory_order_relaxed);
-        if (ch->capacity)
-            lch__ring_fini(&ch->q.ring);
-        else
-            lch__list_fini(&ch->q.list);
+        lch__object_forget(&ch->hdr);
+        queue_fini(ch);
         lch__free(ch->name);
         lch__free_aligned(ch);
         return rc;

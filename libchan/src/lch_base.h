@@ -87,12 +87,16 @@ struct lch_object {
 /* Initialise a header with one reference owned by the caller. */
 void lch__object_init(lch_object *obj, const lch_type *type, uint32_t flags);
 
+/* Undo lch__object_init for an object that was never shared and is being
+ * freed directly by its creator (no destroy call, no unref). */
+void lch__object_forget(lch_object *obj);
+
 /* Take a reference unless the count is already zero (the object is being
  * destroyed) or at its ceiling. For lookups whose memory is kept alive by
  * some other means (an RCU read-side section). true on success. */
 bool lch__object_get_unless_zero(lch_object *obj);
 
-/* Debug counters (wait.c, object.c) */
+/* Object counting (object.c) */
 extern _Atomic int64_t lch__live_objects;
 extern _Atomic bool lch__track_objects;
 

@@ -7,8 +7,8 @@
  *
  * Process-global state of the core, all of it:
  *   alloc.c     lch__alloc_hooks      the installed allocator
- *   object.c    lch__track_objects    whether new objects are counted
- *   wait.c      lch__futex_waits/wakes, lch__live_objects   debug counters
+ *   object.c    lch__track_objects, lch__live_objects   object counting
+ *   wait.c      lch__futex_waits/wakes                  syscall counters
  *   channel.c   lch__next_channel_id  id source
  *   registry.c  by_id, by_name        cds_lfht tables (urcu-bp flavor)
  *   buffer.c    cache                 idle large blocks, under cache.lock

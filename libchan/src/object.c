@@ -5,6 +5,7 @@
 #include "lch_impl.h"
 
 _Atomic bool lch__track_objects = false;
+_Atomic int64_t lch__live_objects = 0;
 
 /* Application objects: header, then the payload at a max_align_t boundary. */
 #define LCH__USER_PAYLOAD_OFFSET                                               \
@@ -23,6 +24,13 @@ void lch__object_init(lch_object *obj, const lch_type *type, uint32_t flags)
     atomic_init(&obj->refcount, 1);
     obj->flags = flags;
     obj->type = type;
+}
+
+void lch__object_forget(lch_object *obj)
+{
+    if (obj->flags & LCH__OBJ_COUNTED)
+        atomic_fetch_sub_explicit(&lch__live_objects, 1,
+                                  memory_order_relaxed);
 }
 
 lch_object *lch_object_new(const lch_type *type, size_t payload_size)

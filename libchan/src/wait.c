@@ -8,10 +8,16 @@
  * wakes, so each parked thread is woken once, and makes the futex call only
  * if that thread really went to sleep (state SLEEPING, not just QUEUED).
  *
- *   waiter:   link w; waiters += 1; fence(seq_cst); re-check; park on w->state
- *   notifier: publish;              fence(seq_cst); if (waiters) unlink + wake
- * Either the notifier sees the waiter, or the waiter's re-check sees what was
- * published. A node stays on its owner's stack until park/cancel returns,
+ * How a notifier learns that someone waits (see struct lch__waitq):
+ *   counter mode (unbounded channels):
+ *     waiter:   link w; waiters += 1; fence(seq_cst); re-check; park
+ *     notifier: publish;              fence(seq_cst); if (waiters) wake
+ *   flag mode (bounded channels): the first waiter sets a WAIT bit in the
+ *     position word the notifier's claim CAS reads anyway; claims made
+ *     before the bit cannot see it, so the waiter parks only once they are
+ *     behind it (channel.c, may_park).
+ * Either way, the notifier sees the waiter or the waiter's re-check sees
+ * what was published. A node stays on its owner's stack until park/cancel returns,
  * and neither returns while a notifier that unlinked it has yet to mark it
  * SIGNALED, so the notifier never writes to a dead frame (its futex call may
  * hit a reused address; that is a spurious wake-up, which park tolerates). */
@@ -27,7 +33,6 @@
 
 _Atomic uint64_t lch__futex_waits = 0;
 _Atomic uint64_t lch__futex_wakes = 0;
-_Atomic int64_t lch__live_objects = 0;
 
 int64_t lch__now_ns(void)
 {
