@@ -181,12 +181,27 @@ static void test_create_defaults(void **state)
     assert_int_equal(init.capacity, 0);
     assert_null(init.name);
     assert_true(init.spin_ns < 0);
+    assert_int_equal(init.user_flags, 0);
     init.capacity = 5;
     ch = NULL;
     assert_rc(lch_channel_create_opts(&ch, &init), LCH_OK);
     assert_int_equal(lch_channel_capacity(ch), 5);
     assert_null(lch_channel_name(ch));
+    assert_int_equal(lch_channel_user_flags(ch), 0);
     lch_channel_unref(ch);
+
+    /* user_flags come back verbatim, through every handle to the channel. */
+    init.user_flags = 0xA5A5F00Du;
+    init.name = "flags";
+    ch = NULL;
+    assert_rc(lch_channel_create_opts(&ch, &init), LCH_OK);
+    assert_int_equal(lch_channel_user_flags(ch), 0xA5A5F00Du);
+    lch_channel *found = NULL;
+    assert_rc(lch_channel_lookup_name("flags", &found), LCH_OK);
+    assert_int_equal(lch_channel_user_flags(found), 0xA5A5F00Du);
+    lch_channel_unref(found);
+    lch_channel_unref(ch);
+    assert_int_equal(lch_channel_user_flags(NULL), 0);
 
     const size_t caps[] = {1, 2, 3, 7, 64, 1000};
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {

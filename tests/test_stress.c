@@ -68,7 +68,9 @@ struct run {
     _Atomic uint32_t *received; /* per message id */
     _Atomic uint32_t *released; /* per message id, by the payload destroy */
     tu_barrier start;
+    _Atomic int producers_finished;
     _Atomic int consumers_finished;
+    _Atomic uint64_t progress; /* messages received so far, for the watchdog */
     worker prod[MAX_P];
     worker cons[MAX_C];
 };
@@ -104,9 +106,18 @@ static bool make_msg(run *r, uint64_t p, uint64_t s, lch_value *out)
     return true;
 }
 
+static void produce(worker *w);
+
 static void *producer_main(void *arg)
 {
     worker *w = arg;
+    produce(w);
+    atomic_fetch_add(&w->r->producers_finished, 1);
+    return NULL;
+}
+
+static void produce(worker *w)
+{
     run *r = w->r;
     uint64_t p = (uint64_t)w->id, per = r->per_producer;
     lch_value buf[MAX_BATCH];
@@ -121,7 +132,7 @@ static void *producer_main(void *arg)
                 record_rc(w, LCH_ENOMEM);
                 for (size_t j = 0; j < i; j++)
                     lch_value_release(&buf[j]);
-                return NULL;
+                return;
             }
         }
         size_t off = 0;
@@ -136,7 +147,7 @@ static void *producer_main(void *arg)
             if (rc == LCH_OK) {
                 if (n == 0 || n > k - off) {
                     record_rc(w, LCH_EINVAL); /* impossible count */
-                    return NULL;
+                    return;
                 }
                 off += n;
                 w->count += n;
@@ -148,12 +159,35 @@ static void *producer_main(void *arg)
                 record_rc(w, rc);
                 for (size_t j = off; j < k; j++)
                     lch_value_release(&buf[j]);
-                return NULL;
+                return;
             }
         }
         s += k;
     }
-    return NULL;
+}
+
+/* Wait for the producers, failing fast (rather than at the ctest timeout)
+ * if no message is received for the whole patience period: with everything
+ * parked and nothing moving, a wake-up was lost. */
+static void join_producers(run *r, pthread_t *ts, size_t n)
+{
+    uint64_t seen = 0;
+    int64_t deadline = tu_now_ns() + tu_patience_ns();
+    while ((size_t)atomic_load(&r->producers_finished) < n) {
+        uint64_t now_seen = atomic_load_explicit(&r->progress,
+                                                 memory_order_relaxed);
+        if (now_seen != seen) {
+            seen = now_seen;
+            deadline = tu_now_ns() + tu_patience_ns();
+        } else if (tu_now_ns() > deadline) {
+            fail_msg("no message received for %.0f s (%llu so far, %zu "
+                     "queued): a wake-up was lost",
+                     (double)tu_patience_ns() / 1e9, (unsigned long long)seen,
+                     lch_channel_len(r->ch));
+        }
+        tu_sleep_ns(TU_MS);
+    }
+    tu_join_n(ts, n);
 }
 
 static void check_msg(worker *w, lch_value *v)
@@ -185,6 +219,8 @@ static void check_msg(worker *w, lch_value *v)
         w->fifo_violations++;
     w->next_seq[p] = s + 1;
     w->count++;
+    /* Relaxed: only the watchdog reads it, to see that things move. */
+    atomic_fetch_add_explicit(&r->progress, 1, memory_order_relaxed);
     lch_value_release(v);
     return;
 bad:
@@ -285,7 +321,7 @@ static void test_stress(void **state)
     tu_spawn_n(cons_t, (size_t)C, consumer_main, r->cons, sizeof(worker));
     tu_spawn_n(prod_t, (size_t)P, producer_main, r->prod, sizeof(worker));
     tu_barrier_wait(&r->start);
-    tu_join_n(prod_t, (size_t)P);
+    join_producers(r, prod_t, (size_t)P);
     /* Everything is sent; close so consumers drain and stop. */
     assert_rc(lch_channel_close(r->ch), LCH_OK);
     tu_join_n_within(cons_t, (size_t)C, &r->consumers_finished,
@@ -474,7 +510,7 @@ static void test_channels_through_channel(void **state)
 /* ---- the matrix ----------------------------------------------------------- */
 
 static const int topologies[][2] = {{1, 1}, {2, 2}, {4, 4}, {8, 1}};
-enum { N_TOPO = 4, N_MATRIX = N_TOPO * 2 * M_COUNT * 2, N_EXTRA = 4 };
+enum { N_TOPO = 4, N_MATRIX = N_TOPO * 2 * M_COUNT * 2, N_EXTRA = 6 };
 
 static stress_cfg cfgs[N_MATRIX + N_EXTRA];
 
@@ -502,6 +538,11 @@ int main(int argc, char **argv)
     cfgs[n++] = make_cfg(2, 2, 1, M_BLOCK, false);
     cfgs[n++] = make_cfg(4, 4, 1, M_TRY, true);
     cfgs[n++] = make_cfg(8, 1, 1, M_PARK, true);
+    /* Capacity 1, parking at once, several waiters per side: a send needs
+     * two earlier receives to finish (two slots), the case that once lost a
+     * wake-up. */
+    cfgs[n++] = make_cfg(2, 2, 1, M_PARK, false);
+    cfgs[n++] = make_cfg(4, 4, 1, M_PARK, false);
 
     struct CMUnitTest tests[N_MATRIX + N_EXTRA + 1];
     for (size_t i = 0; i < n; i++)

@@ -78,6 +78,7 @@ int lch_channel_create_opts(lch_channel **out, const lch_channel_opts *opts)
     memset(ch, 0, sizeof *ch);
     ch->capacity = opts->capacity;
     ch->spin_ns = opts->spin_ns < 0 ? LCH_DEFAULT_SPIN_NS : opts->spin_ns;
+    ch->user_flags = opts->user_flags;
     if (opts->name) {
         ch->name = lch__malloc(name_len + 1);
         if (!ch->name) {
@@ -203,9 +204,19 @@ static bool may_park(const lch_channel *ch, enum op op, uint64_t flag_pos)
     if (op == OP_RECV) /* every value claimed before the flag is taken */
         return (atomic_load_explicit(&r->head, memory_order_relaxed) &
                 LCH__POS_MASK) >= flag_pos;
-    /* the claim that frees our slot (position tail - cap) comes after it */
-    return (atomic_load_explicit(&r->tail, memory_order_relaxed) &
-            LCH__POS_MASK) >= flag_pos + r->cap;
+    /* A send at position t needs two things from the consumers: the claim
+     * of t - cap, which makes room, and the release of slot t % phys by the
+     * consumer of t - phys. Each wakes us once it is done if that claim
+     * came after the flag. With phys == cap they are one claim. Capacity 1
+     * runs on two slots, and there the release of t - 2 may come from a
+     * claim made before the flag, landing after the wake-up of t - 1: then
+     * only park if that release has already happened. (If tail moves on
+     * past t, both claims for the new position are after the flag.) */
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed) &
+                 LCH__POS_MASK;
+    if (t >= flag_pos + r->phys)
+        return true;
+    return t >= flag_pos + r->cap && slot_seq(slot_at(r, t)) == t;
 }
 
 /* Closed, with values still being written by senders that claimed their
@@ -434,4 +445,9 @@ uint64_t lch_channel_id(const lch_channel *ch)
 const char *lch_channel_name(const lch_channel *ch)
 {
     return ch ? ch->name : NULL;
+}
+
+uint32_t lch_channel_user_flags(const lch_channel *ch)
+{
+    return ch ? ch->user_flags : 0;
 }

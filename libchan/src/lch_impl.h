@@ -175,6 +175,7 @@ struct lch_channel {
     uint64_t id;
     size_t capacity;   /* as requested; 0 = unbounded (list engine) */
     int64_t spin_ns;
+    uint32_t user_flags; /* opaque to libchan (lch_channel_opts) */
     char *name;        /* NULL or owned copy; freed after a grace period */
     _Atomic bool discarding; /* close_now ran: receives fail at once */
     _Atomic bool published;  /* in both registry maps: lookups may see it */

@@ -87,6 +87,12 @@ int lch__ring_try_send(struct lch__ring *r, const lch_value *v, size_t n,
              * orders us after the consumer. */
             uint64_t head = atomic_load_explicit(&r->head,
                                                  memory_order_relaxed) & POS;
+            if (LCH__UNLIKELY(head > pos)) {
+                /* Our tail is older than this head (others sent and took
+                 * values between the two loads): not "full", just stale. */
+                word = atomic_load_explicit(&r->tail, memory_order_relaxed);
+                continue;
+            }
             uint64_t used = pos - head;
             room = used >= r->cap ? 0 : (size_t)(r->cap - used);
             if (room == 0)

@@ -71,12 +71,16 @@ typedef struct lch_channel_opts {
     size_t capacity;  /* 0 = unbounded; else back-pressure at this many */
     const char *name; /* NULL = anonymous; else unique among live channels */
     int64_t spin_ns;  /* < 0: LCH_DEFAULT_SPIN_NS; 0: park at once */
+    /* Not interpreted by libchan: a binding's per-channel settings, fixed
+     * at creation, so every holder of the channel (another interpreter, a
+     * lookup by name) reads the same (lch_channel_user_flags). */
+    uint32_t user_flags;
 } lch_channel_opts;
 
 /* Initialise options with this, then set the fields you need, so code keeps
  * its meaning if fields are added:
  *     lch_channel_opts o = LCH_CHANNEL_OPTS_INIT; o.capacity = 64; */
-#define LCH_CHANNEL_OPTS_INIT {0, NULL, -1}
+#define LCH_CHANNEL_OPTS_INIT {0, NULL, -1, 0}
 
 /* Create an anonymous channel. capacity 0 means unbounded. On success *out
  * holds the only reference, owned by the caller; on failure *out is NULL.
@@ -148,6 +152,8 @@ LCH_API uint64_t lch_channel_id(const lch_channel *ch);
 /* The name given at creation, or NULL. Valid while the caller holds a
  * reference. */
 LCH_API const char *lch_channel_name(const lch_channel *ch);
+/* The user_flags given at creation (0 for NULL). Any thread. */
+LCH_API uint32_t lch_channel_user_flags(const lch_channel *ch);
 
 /* Reference counting (see libchan/object.h). lch_channel_unref accepts NULL.
  * The last unref removes the channel from the registry, releases what is
