@@ -1,0 +1,123 @@
+# Type stubs for libchan._libchan, the C extension behind `import libchan`.
+import queue
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any, NoReturn, SupportsIndex, overload
+
+if sys.version_info >= (3, 12):
+    from collections.abc import Buffer
+else:  # pragma: no cover
+    Buffer = bytes
+
+class Empty(queue.Empty):
+    """Raised by get() when nothing arrives (non-blocking, or timed out)."""
+
+class Full(queue.Full):
+    """Raised by put() when a bounded channel stays full."""
+
+if sys.version_info >= (3, 13):
+    class ShutDown(queue.ShutDown):
+        """Raised by put() after shutdown(), and by get() once drained."""
+else:
+    class ShutDown(Exception):
+        """Raised by put() after shutdown(), and by get() once drained."""
+
+class NotShareableError(ValueError):
+    """The object cannot travel: pickling is off for this channel or
+    call, or pickle itself failed."""
+
+class Channel:
+    """A multi-producer multi-consumer channel shared by every interpreter
+    of the process, with the interface of queue.Queue and PEP 734's Queue.
+
+    maxsize 0 means unbounded; otherwise put() blocks while maxsize items
+    are queued. A named channel can be found with lookup(name) from any
+    interpreter while it lives. pickle=False refuses objects the codec
+    cannot carry instead of pickling them."""
+
+    def __init__(self, maxsize: int = 0, *, name: str | None = None,
+                 pickle: bool = True) -> None: ...
+    @property
+    def id(self) -> int:
+        """Process-unique id; lookup(id) finds the channel."""
+    @property
+    def maxsize(self) -> int: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def pickle(self) -> bool: ...
+    @property
+    def is_shutdown(self) -> bool: ...
+    def put(self, obj: Any, block: bool = True,
+            timeout: float | None = None) -> None: ...
+    def put_nowait(self, obj: Any) -> None: ...
+    def get(self, block: bool = True, timeout: float | None = None) -> Any: ...
+    def get_nowait(self) -> Any: ...
+    def qsize(self) -> int: ...
+    def empty(self) -> bool: ...
+    def full(self) -> bool: ...
+    def shutdown(self, immediate: bool = False) -> None: ...
+    def __iter__(self) -> Iterator[Any]:
+        """Yield items until the channel is shut down and drained."""
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> NoReturn:
+        """Channels live in one process: pickling raises TypeError."""
+
+def lookup(name_or_id: str | int) -> Channel:
+    """The live channel with this name or id; KeyError if there is none."""
+
+class SharedBuffer:
+    """Immutable bytes in shared memory: one copy in, then read in place
+    by every interpreter (buffer protocol, read-only)."""
+
+    def __init__(self, data: Buffer) -> None: ...
+    @property
+    def address(self) -> int:
+        """Address of the first byte (64-byte aligned unless a slice)."""
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> "SharedBuffer | bytes": ...
+    def __buffer__(self, flags: int) -> memoryview: ...
+    def __bytes__(self) -> bytes: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[type["SharedBuffer"], tuple[bytes]]: ...
+
+class SharedTuple:
+    """An immutable tuple encoded once into shared memory; elements are
+    decoded on access, nested tuples come back as SharedTuple views."""
+
+    def __init__(self, iterable: Iterable[Any] = ()) -> None: ...
+    @property
+    def nbytes(self) -> int:
+        """Size of the encoding, in bytes."""
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Any, ...]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __contains__(self, value: object) -> bool: ...
+    def count(self, value: Any) -> int: ...
+    def index(self, value: Any, start: SupportsIndex = 0,
+              stop: SupportsIndex = sys.maxsize) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[type["SharedTuple"], tuple[tuple[Any, ...]]]: ...
+
+def dumps(obj: Any, *, pickle: bool = True) -> bytes:
+    """Encode obj in the codec format (self-contained bytes)."""
+
+def loads(data: Buffer) -> Any:
+    """Decode bytes made by dumps(), validating them as untrusted input:
+    corrupt data raises ValueError naming the byte offset."""
+
+def debug_counters() -> dict[str, int]:
+    """live_objects (counted while debug_track_objects is on),
+    futex_waits and futex_wakes, process-wide."""
+
+def debug_track_objects(on: bool) -> None:
+    """Count live libchan objects (channels, buffers, encodings)."""
