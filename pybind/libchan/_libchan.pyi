@@ -111,9 +111,11 @@ class SharedTuple:
 def dumps(obj: Any, *, pickle: bool = True) -> bytes:
     """Encode obj in the codec format (self-contained bytes)."""
 
-def loads(data: Buffer) -> Any:
+def loads(data: Buffer, *, pickle: bool = True) -> Any:
     """Decode bytes made by dumps(), validating them as untrusted input:
-    corrupt data raises ValueError naming the byte offset."""
+    corrupt data raises ValueError naming the byte offset. Pickled values
+    inside are unpickled unless pickle=False (then NotShareableError):
+    pass pickle=False for data you do not trust."""
 
 def debug_counters() -> dict[str, int]:
     """live_objects (counted while debug_track_objects is on),

@@ -55,6 +55,10 @@ typedef struct enc_ctx {
     lchpy_state *st;
     int allow_pickle;
     int self_contained;
+    /* Second attempt at a tuple that was too deep for the codec: pickle
+     * only those of its elements that are too deep, so that it is still a
+     * tuple (a SharedTuple must be). */
+    int pickle_deep_elems;
     lch_enc enc;
 } enc_ctx;
 
@@ -131,6 +135,48 @@ static int enc_bigint(enc_ctx *c, PyObject *o)
 
 static int enc_obj(enc_ctx *c, PyObject *o, int depth);
 
+/* Does o hold containers nested more than `room` deep (o itself counts)?
+ * Only the exact container types the codec nests are followed. `budget`
+ * bounds the work on shared substructures; running out counts as deep. */
+static int too_deep(PyObject *o, int room, long *budget)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    int seq = tp == &PyTuple_Type || tp == &PyList_Type;
+    if (!seq && tp != &PyDict_Type && tp != &PySet_Type &&
+        tp != &PyFrozenSet_Type)
+        return 0;
+    if (room <= 0 || --*budget < 0)
+        return 1;
+    if (seq) {
+        for (Py_ssize_t i = 0; i < Py_SIZE(o); i++)
+            if (too_deep(PySequence_Fast_GET_ITEM(o, i), room - 1, budget))
+                return 1;
+        return 0;
+    }
+    if (tp == &PyDict_Type) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(o, &pos, &k, &v))
+            if (too_deep(k, room - 1, budget) ||
+                too_deep(v, room - 1, budget))
+                return 1;
+        return 0;
+    }
+    PyObject *it = PyObject_GetIter(o), *k;
+    if (!it) {
+        PyErr_Clear();
+        return 1;
+    }
+    int deep = 0;
+    while (!deep && (k = PyIter_Next(it)) != NULL) {
+        deep = too_deep(k, room - 1, budget);
+        Py_DECREF(k);
+    }
+    Py_DECREF(it);
+    PyErr_Clear();
+    return deep;
+}
+
 static int enc_sequence_items(enc_ctx *c, PyObject *seq, Py_ssize_t n,
                               int depth)
 {
@@ -144,7 +190,11 @@ static int enc_sequence_items(enc_ctx *c, PyObject *seq, Py_ssize_t n,
         PyObject *item = is_list ? PyList_GET_ITEM(seq, i)
                                  : PyTuple_GET_ITEM(seq, i);
         Py_INCREF(item); /* pickling an element may run code */
-        int r = enc_obj(c, item, depth);
+        long budget = 1000000;
+        int r = c->pickle_deep_elems && depth == 1 &&
+                        too_deep(item, LCH_CODEC_MAX_DEPTH - 1, &budget)
+                    ? enc_pickled(c, item)
+                    : enc_obj(c, item, depth);
         Py_DECREF(item);
         if (r)
             return r;
@@ -359,8 +409,14 @@ int lchpy_encode(lchpy_state *st, PyObject *obj, int allow_pickle,
     c.st = st;
     c.allow_pickle = allow_pickle;
     c.self_contained = self_contained;
+    c.pickle_deep_elems = 0;
     *out = NULL;
     int r = encode_once(&c, obj, 0, out);
+    if (r == ENC_FALLBACK && allow_pickle && PyTuple_CheckExact(obj)) {
+        /* Keep the tuple, pickle its too-deep elements. */
+        c.pickle_deep_elems = 1;
+        r = encode_once(&c, obj, 0, out);
+    }
     if (r == ENC_FALLBACK) {
         /* Too deep (or cyclic) or too many items for the codec. */
         if (!allow_pickle)
@@ -381,6 +437,7 @@ int lchpy_encode(lchpy_state *st, PyObject *obj, int allow_pickle,
 
 typedef struct dec_ctx {
     lchpy_state *st;
+    int allow_pickle;
 } dec_ctx;
 
 static int made(PyObject *o, void **out)
@@ -475,6 +532,11 @@ static int mk_opaque(void *ctx, uint32_t tag, const void *p, size_t n,
                      "libchan: unknown opaque payload tag 0x%08x", tag);
         return made(NULL, out);
     }
+    if (!((dec_ctx *)ctx)->allow_pickle) {
+        PyErr_SetString(st->NotShareableError,
+                        "the data holds a pickled value, and pickle is off");
+        return made(NULL, out);
+    }
     if (ensure_pickle(st) < 0)
         return made(NULL, out);
     /* pickle reads straight from the encoding: no copy. */
@@ -551,14 +613,14 @@ static const lch_decoder py_decoder = {
 };
 
 PyObject *lchpy_decode_elem(lchpy_state *st, lch_encoded *enc,
-                            const lch_view *v, size_t i, int lazy)
+                            const lch_view *v, size_t i, int flags)
 {
-    if (lazy && lch_view_type(v, i) == LCH_V_TUPLE) {
+    if ((flags & LCHPY_DEC_LAZY) && lch_view_type(v, i) == LCH_V_TUPLE) {
         if (lch_encoded_ref(enc) != LCH_OK)
             return lchpy_raise(st, LCH_EOVERFLOW, "taking a reference");
         return lchpy_tuple_wrap(st, enc, v, i);
     }
-    dec_ctx ctx = {st};
+    dec_ctx ctx = {st, !(flags & LCHPY_DEC_NO_PICKLE)};
     void *out = NULL;
     int rc = lch_view_decode(v, i, &py_decoder, &ctx, &out);
     if (rc == LCHPY_EPY)

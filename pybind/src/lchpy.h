@@ -114,10 +114,11 @@ PyObject *lchpy_from_value(lchpy_state *st, lch_value *v);
 int lchpy_encode(lchpy_state *st, PyObject *obj, int allow_pickle,
                  int self_contained, lch_encoded **out);
 
-/* Decode element i of view v into a new Python object; tuple elements
- * nested inside come back as SharedTuple views when `lazy`. */
+/* Decode element i of view v into a new Python object. Flags: */
+#define LCHPY_DEC_LAZY 1      /* a tuple element becomes a SharedTuple view */
+#define LCHPY_DEC_NO_PICKLE 2 /* pickled payloads: NotShareableError */
 PyObject *lchpy_decode_elem(lchpy_state *st, lch_encoded *enc,
-                            const lch_view *v, size_t i, int lazy);
+                            const lch_view *v, size_t i, int flags);
 
 /* Raise the Python exception for a libchan error code. Always NULL. */
 PyObject *lchpy_raise(lchpy_state *st, int rc, const char *what);

@@ -106,13 +106,23 @@ static PyObject *mod_dumps(PyObject *mod, PyObject *args, PyObject *kwds)
 }
 
 PyDoc_STRVAR(loads_doc,
-"loads(data)\n--\n\n"
+"loads(data, *, pickle=True)\n--\n\n"
 "Decode bytes made by dumps() (any buffer-protocol object). The data is\n"
 "validated in full first, as untrusted input: corrupt or truncated data\n"
-"raises ValueError naming the byte offset of the first problem.");
+"raises ValueError naming the byte offset of the first problem, and data\n"
+"that is well formed but cannot be rebuilt (say, a list as a dict key)\n"
+"raises ValueError too. Values that dumps() pickled are unpickled, which\n"
+"runs pickle on the data: for data you do not trust, pass pickle=False,\n"
+"and such values raise NotShareableError instead.");
 
-static PyObject *mod_loads(PyObject *mod, PyObject *data)
+static PyObject *mod_loads(PyObject *mod, PyObject *args, PyObject *kwds)
 {
+    static char *kwlist[] = {"data", "pickle", NULL};
+    PyObject *data;
+    int allow_pickle = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$p:loads", kwlist, &data,
+                                     &allow_pickle))
+        return NULL;
     lchpy_state *st = PyModule_GetState(mod);
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
@@ -131,8 +141,20 @@ static PyObject *mod_loads(PyObject *mod, PyObject *data)
         return lchpy_raise(st, rc, "loads");
     lch_view root;
     lch_encoded_view(enc, &root);
-    PyObject *out = lchpy_decode_elem(st, enc, &root, 0, 0);
+    PyObject *out = lchpy_decode_elem(st, enc, &root, 0,
+                                      allow_pickle ? 0 : LCHPY_DEC_NO_PICKLE);
     lch_encoded_unref(enc);
+    if (!out && !PyErr_ExceptionMatches(PyExc_MemoryError) &&
+        !PyErr_ExceptionMatches(st->NotShareableError)) {
+        /* Well-formed bytes whose values Python refuses: still bad data. */
+        PyObject *cause = PyErr_GetRaisedException();
+        PyErr_Format(PyExc_ValueError,
+                     "libchan data is well formed but cannot be rebuilt: %S",
+                     cause);
+        PyObject *exc = PyErr_GetRaisedException();
+        PyException_SetCause(exc, cause);
+        PyErr_SetRaisedException(exc);
+    }
     return out;
 }
 
@@ -173,7 +195,8 @@ static PyMethodDef mod_methods[] = {
     {"lookup", mod_lookup, METH_O, lookup_doc},
     {"dumps", (PyCFunction)(void (*)(void))mod_dumps,
      METH_VARARGS | METH_KEYWORDS, dumps_doc},
-    {"loads", mod_loads, METH_O, loads_doc},
+    {"loads", (PyCFunction)(void (*)(void))mod_loads,
+     METH_VARARGS | METH_KEYWORDS, loads_doc},
     {"debug_counters", mod_debug_counters, METH_NOARGS, debug_counters_doc},
     {"debug_track_objects", mod_debug_track_objects, METH_O,
      debug_track_doc},

@@ -297,7 +297,8 @@ PyObject *lchpy_tuple_materialize(lchpy_SharedTuple *t)
     if (!out)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        PyObject *o = lchpy_decode_elem(t->st, t->enc, &t->view, i, 1);
+        PyObject *o =
+            lchpy_decode_elem(t->st, t->enc, &t->view, i, LCHPY_DEC_LAZY);
         if (!o) {
             Py_DECREF(out);
             return NULL;
@@ -355,7 +356,8 @@ static PyObject *SharedTuple_item(PyObject *self, Py_ssize_t i)
         PyErr_SetString(PyExc_IndexError, "tuple index out of range");
         return NULL;
     }
-    return lchpy_decode_elem(t->st, t->enc, &t->view, (size_t)i, 1);
+    return lchpy_decode_elem(t->st, t->enc, &t->view, (size_t)i,
+                             LCHPY_DEC_LAZY);
 }
 
 static PyObject *SharedTuple_subscript(PyObject *self, PyObject *key)
