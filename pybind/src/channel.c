@@ -49,7 +49,8 @@ static int64_t parse_timeout(int block, PyObject *timeout)
         return LCH_NOWAIT;
     if (!timeout || timeout == Py_None)
         return LCH_FOREVER;
-    double secs = PyFloat_AsDouble(timeout);
+    double secs = PyFloat_CheckExact(timeout) ? PyFloat_AS_DOUBLE(timeout)
+                                              : PyFloat_AsDouble(timeout);
     if (secs == -1.0 && PyErr_Occurred())
         return -2;
     if (isnan(secs) || secs < 0) {
@@ -65,13 +66,21 @@ static int64_t parse_timeout(int block, PyObject *timeout)
 
 /* Parse (obj?, block=True, timeout=None) from a vectorcall. `nfixed` is 1
  * for put (obj first), 0 for get. */
-static int parse_args(const char *fname, PyObject *const *args,
-                      Py_ssize_t nargs, PyObject *kwnames, int nfixed,
-                      PyObject **obj, int *block, PyObject **timeout)
+static int parse_args(lchpy_state *st, const char *fname,
+                      PyObject *const *args, Py_ssize_t nargs,
+                      PyObject *kwnames, int nfixed, PyObject **obj,
+                      int *block, PyObject **timeout)
 {
     PyObject *vals[3] = {NULL, NULL, NULL}; /* obj, block, timeout */
     static const char *const names[3] = {"obj", "block", "timeout"};
     int first = nfixed ? 0 : 1;
+    if (!kwnames && nargs == nfixed) { /* put(obj), get(): the usual call */
+        if (obj)
+            *obj = args[0];
+        *block = 1;
+        *timeout = NULL;
+        return 0;
+    }
     if (nargs > 3 - first) {
         PyErr_Format(PyExc_TypeError, "%s() takes at most %d arguments",
                      fname, 3 - first);
@@ -83,7 +92,10 @@ static int parse_args(const char *fname, PyObject *const *args,
     for (Py_ssize_t k = 0; k < nkw; k++) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, k);
         int slot = -1;
-        for (int j = first; j < 3; j++)
+        for (int j = first; j < 3 && slot < 0; j++) /* interned: pointers */
+            if (key == st->kw[j])
+                slot = j;
+        for (int j = first; j < 3 && slot < 0; j++)
             if (PyUnicode_CompareWithASCIIString(key, names[j]) == 0)
                 slot = j;
         if (slot < 0) {
@@ -108,7 +120,9 @@ static int parse_args(const char *fname, PyObject *const *args,
     if (obj)
         *obj = vals[0];
     *block = 1;
-    if (vals[1]) {
+    if (vals[1] == Py_True || vals[1] == Py_False) {
+        *block = vals[1] == Py_True;
+    } else if (vals[1]) {
         *block = PyObject_IsTrue(vals[1]);
         if (*block < 0)
             return -1;
@@ -156,14 +170,15 @@ PyDoc_STRVAR(put_doc,
 static PyObject *Channel_put(PyObject *self, PyObject *const *args,
                              Py_ssize_t nargs, PyObject *kwnames)
 {
+    lchpy_state *st = state_of(self);
     PyObject *obj, *timeout;
     int block;
-    if (parse_args("put", args, nargs, kwnames, 1, &obj, &block, &timeout))
+    if (parse_args(st, "put", args, nargs, kwnames, 1, &obj, &block,
+                   &timeout))
         return NULL;
     int64_t tmo = parse_timeout(block, timeout);
     if (tmo == -2)
         return NULL;
-    lchpy_state *st = state_of(self);
     lch_channel *ch = CH(self);
     lch_value v;
     if (lchpy_to_value(st, obj,
@@ -226,7 +241,8 @@ static PyObject *Channel_get(PyObject *self, PyObject *const *args,
 {
     PyObject *timeout;
     int block;
-    if (parse_args("get", args, nargs, kwnames, 0, NULL, &block, &timeout))
+    if (parse_args(state_of(self), "get", args, nargs, kwnames, 0, NULL,
+                   &block, &timeout))
         return NULL;
     int64_t tmo = parse_timeout(block, timeout);
     if (tmo == -2)

@@ -365,8 +365,14 @@ static int enc_obj(enc_ctx *c, PyObject *o, int depth)
 /* A first guess at the flat size, so that most encodes allocate once: the
  * element table and slots of a top-level sequence plus its strings and
  * bytes. The encoder grows the buffer if the guess is short. */
-static size_t size_hint(PyObject *o)
+static size_t size_hint(PyObject *o, int self_contained)
 {
+    if (PyBytes_CheckExact(o) &&
+        (self_contained ||
+         PyBytes_GET_SIZE(o) < (Py_ssize_t)LCH_CODEC_EXT_MIN))
+        return (size_t)PyBytes_GET_SIZE(o) + 64;
+    if (PyUnicode_CheckExact(o))
+        return (size_t)PyUnicode_GET_LENGTH(o) + 64; /* ASCII's size */
     if (!PyTuple_CheckExact(o) && !PyList_CheckExact(o))
         return 0;
     Py_ssize_t n = Py_SIZE(o);
@@ -378,7 +384,8 @@ static size_t size_hint(PyObject *o)
         if (PyUnicode_CheckExact(e))
             hint += (size_t)PyUnicode_GET_LENGTH(e) + 16;
         else if (PyBytes_CheckExact(e) &&
-                 PyBytes_GET_SIZE(e) < (Py_ssize_t)LCH_CODEC_EXT_MIN)
+                 (self_contained ||
+                  PyBytes_GET_SIZE(e) < (Py_ssize_t)LCH_CODEC_EXT_MIN))
             hint += (size_t)PyBytes_GET_SIZE(e) + 16;
         else if (PyTuple_CheckExact(e) || PyList_CheckExact(e))
             hint += (size_t)Py_SIZE(e) * 9 + 16;
@@ -389,7 +396,7 @@ static size_t size_hint(PyObject *o)
 static int encode_once(enc_ctx *c, PyObject *obj, int whole_pickle,
                        lch_encoded **out)
 {
-    lch_enc_opts opts = {size_hint(obj),
+    lch_enc_opts opts = {size_hint(obj, c->self_contained),
                          c->self_contained ? SIZE_MAX : 0};
     int rc = lch_enc_begin(&c->enc, &opts);
     if (rc != LCH_OK)

@@ -35,6 +35,7 @@ typedef struct lchpy_state {
     PyTypeObject *SharedTuple_Type;
     PyObject *Empty, *Full, *ShutDown, *NotShareableError;
     PyObject *pickle_dumps, *pickle_loads; /* imported on first use */
+    PyObject *kw[3]; /* interned "obj", "block", "timeout": fast kwargs */
 } lchpy_state;
 
 extern PyModuleDef lchpy_module_def;

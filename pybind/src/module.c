@@ -97,6 +97,14 @@ static PyObject *mod_dumps(PyObject *mod, PyObject *args, PyObject *kwds)
         return NULL;
     lchpy_state *st = PyModule_GetState(mod);
     lch_encoded *enc = NULL;
+    if (Py_TYPE(obj) == st->SharedTuple_Type &&
+        !((lchpy_SharedTuple *)obj)->nested &&
+        lch_encoded_nrefs(((lchpy_SharedTuple *)obj)->enc) == 0) {
+        /* Already encoded and self-contained: its bytes are the answer. */
+        enc = ((lchpy_SharedTuple *)obj)->enc;
+        return PyBytes_FromStringAndSize(lch_encoded_data(enc),
+                                         (Py_ssize_t)lch_encoded_len(enc));
+    }
     if (lchpy_encode(st, obj, allow_pickle, 1, &enc))
         return NULL;
     PyObject *out = PyBytes_FromStringAndSize(lch_encoded_data(enc),
@@ -129,21 +137,36 @@ static PyObject *mod_loads(PyObject *mod, PyObject *args, PyObject *kwds)
         return NULL;
     lch_encoded *enc = NULL;
     lch_codec_error err = {0, ""};
-    int rc = lch_encoded_from_bytes(&enc, view.buf, (size_t)view.len, &err);
-    PyBuffer_Release(&view);
-    if (rc == LCH_ECORRUPT) {
-        PyErr_Format(PyExc_ValueError,
-                     "corrupt libchan data at byte %zu: %s", err.offset,
-                     err.msg);
-        return NULL;
+    int rc;
+    if (PyBytes_CheckExact(data)) {
+        /* Immutable: validate and decode in place, no copy. Nothing decoded
+         * keeps a reference to the flat bytes (loads makes no SharedTuple
+         * views), so they are released before `data` could be. */
+        lch_buffer *flat = NULL;
+        rc = lch_buffer_adopt(&flat, view.buf, (size_t)view.len, NULL, NULL);
+        if (rc == LCH_OK) {
+            rc = lch_encoded_from_buffer(&enc, flat, NULL, 0, &err);
+            lch_buffer_unref(flat);
+        }
+    } else {
+        /* Another thread, or code run by unpickling, could change a
+         * mutable buffer after validation: work on a private copy. */
+        rc = lch_encoded_from_bytes(&enc, view.buf, (size_t)view.len, &err);
     }
-    if (rc != LCH_OK)
+    if (rc != LCH_OK) {
+        PyBuffer_Release(&view);
+        if (rc == LCH_ECORRUPT)
+            return PyErr_Format(PyExc_ValueError,
+                                "corrupt libchan data at byte %zu: %s",
+                                err.offset, err.msg);
         return lchpy_raise(st, rc, "loads");
+    }
     lch_view root;
     lch_encoded_view(enc, &root);
     PyObject *out = lchpy_decode_elem(st, enc, &root, 0,
                                       allow_pickle ? 0 : LCHPY_DEC_NO_PICKLE);
     lch_encoded_unref(enc);
+    PyBuffer_Release(&view);
     if (!out && !PyErr_ExceptionMatches(PyExc_MemoryError) &&
         !PyErr_ExceptionMatches(st->NotShareableError)) {
         /* Well-formed bytes whose values Python refuses: still bad data. */
@@ -217,6 +240,8 @@ static int mod_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->NotShareableError);
     Py_VISIT(st->pickle_dumps);
     Py_VISIT(st->pickle_loads);
+    for (int i = 0; i < 3; i++)
+        Py_VISIT(st->kw[i]);
     return 0;
 }
 
@@ -232,6 +257,8 @@ static int mod_clear(PyObject *mod)
     Py_CLEAR(st->NotShareableError);
     Py_CLEAR(st->pickle_dumps);
     Py_CLEAR(st->pickle_loads);
+    for (int i = 0; i < 3; i++)
+        Py_CLEAR(st->kw[i]);
     return 0;
 }
 
@@ -263,6 +290,10 @@ static int add_exception(PyObject *mod, const char *name, const char *doc,
 static int mod_exec(PyObject *mod)
 {
     lchpy_state *st = PyModule_GetState(mod);
+    static const char *const kw[3] = {"obj", "block", "timeout"};
+    for (int i = 0; i < 3; i++)
+        if (!(st->kw[i] = PyUnicode_InternFromString(kw[i])))
+            return -1;
     if (add_type(mod, &lchpy_channel_spec, &st->Channel_Type) < 0 ||
         add_type(mod, &lchpy_buffer_spec, &st->SharedBuffer_Type) < 0 ||
         add_type(mod, &lchpy_tuple_spec, &st->SharedTuple_Type) < 0)
