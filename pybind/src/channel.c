@@ -234,7 +234,9 @@ PyDoc_STRVAR(get_doc,
 "Remove and return the oldest item. If the channel is empty, wait (with\n"
 "the GIL released) for one: forever if timeout is None, else up to\n"
 "timeout seconds, then raise Empty. block=False never waits. After\n"
-"shutdown(), returns what is still queued, then raises ShutDown.");
+"shutdown(), returns what is still queued, then raises ShutDown. An item\n"
+"that cannot be rebuilt here (a pickled object whose class this\n"
+"interpreter cannot import) is taken off the channel and its error raised.");
 
 static PyObject *Channel_get(PyObject *self, PyObject *const *args,
                              Py_ssize_t nargs, PyObject *kwnames)
