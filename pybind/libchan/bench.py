@@ -163,65 +163,10 @@ def _exc_text(e):
     return "%s: %s" % (type(e).__name__, e)
 
 
-class _SubInterpWorker:
-    """A consumer running in a new subinterpreter, in a thread of its own.
-
-    api: "stdlib" (3.13 test.support.interpreters), "backport" (3.12
-    interpreters_backport.interpreters) or "xx" (3.12 _xxsubinterpreters).
-    The thread creates, runs and destroys the interpreter itself: on 3.12,
-    destroying from another thread an interpreter in which `threading` was
-    imported (queue and libchan import it) waits forever in
-    Py_EndInterpreter's wait_for_thread_shutdown.
-    """
-
-    def __init__(self, api, code):
-        import threading
-
-        self.api, self.error = api, None
-
-        def main():
-            close = None
-            try:
-                if api == "xx":
-                    import _xxsubinterpreters as xx
-                    try:
-                        iid = xx.create(isolated=True)
-                    except TypeError:
-                        iid = xx.create()
-                    close = lambda: xx.destroy(iid)  # noqa: E731
-                    xx.run_string(iid, code)
-                else:
-                    if api == "stdlib":
-                        from test.support import interpreters as mod
-                    else:
-                        from interpreters_backport import interpreters as mod
-                    interp = mod.create()
-                    close = interp.close
-                    interp.exec(code)
-            except BaseException as e:
-                self.error = _exc_text(e)
-            finally:
-                if close is not None:
-                    try:
-                        close()
-                    except BaseException as e:
-                        self.error = self.error or (
-                            "closing the interpreter: " + _exc_text(e))
-
-        self._thread = threading.Thread(target=main, daemon=True,
-                                        name="libchan.bench consumer")
-        self._thread.start()
-
-    def alive(self):
-        return self._thread.is_alive()
-
-    def close(self, timeout):
-        """Wait for the consumer and its interpreter to end."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-
 class _ThreadWorker:
+    """A consumer running target(*args) in a daemon thread of its own; a
+    failure is kept in .error."""
+
     def __init__(self, target, args):
         import threading
 
@@ -241,8 +186,58 @@ class _ThreadWorker:
         return self._thread.is_alive()
 
     def close(self, timeout):
+        """Wait for the consumer (and its interpreter, if any) to end."""
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+
+def _run_in_new_interp(api, code):
+    """Create a subinterpreter, run code in it, destroy it, all in the
+    calling thread.
+
+    api: "stdlib" (3.13 test.support.interpreters), "backport" (3.12
+    interpreters_backport.interpreters) or "xx" (3.12 _xxsubinterpreters).
+    One thread does all three: on 3.12, destroying from another thread an
+    interpreter in which `threading` was imported (queue and libchan import
+    it) waits forever in Py_EndInterpreter's wait_for_thread_shutdown.
+    """
+    if api == "xx":
+        import _xxsubinterpreters as xx
+        try:
+            iid = xx.create(isolated=True)
+        except TypeError:
+            iid = xx.create()
+        run = lambda: xx.run_string(iid, code)  # noqa: E731
+        close = lambda: xx.destroy(iid)  # noqa: E731
+    else:
+        if api == "stdlib":
+            from test.support import interpreters as mod
+        else:
+            from interpreters_backport import interpreters as mod
+        interp = mod.create()
+        run = lambda: interp.exec(code)  # noqa: E731
+        close = interp.close
+    try:
+        run()
+    except BaseException:
+        try:
+            close()
+        except BaseException:
+            pass                  # run()'s error is the one to report
+        raise
+    try:
+        close()
+    except BaseException as e:
+        raise RuntimeError("closing the interpreter: " + _exc_text(e)) from e
+
+
+class _SubInterpWorker(_ThreadWorker):
+    """A consumer running in a new subinterpreter, in a thread of its own
+    (see _run_in_new_interp)."""
+
+    def __init__(self, api, code):
+        self.api = api
+        super().__init__(_run_in_new_interp, (api, code))
 
 
 class _ProcessWorker:

@@ -135,6 +135,19 @@ static int enc_bigint(enc_ctx *c, PyObject *o)
 
 static int enc_obj(enc_ctx *c, PyObject *o, int depth);
 
+/* A SharedTuple that is a view inside another encoding, encoded anew as a
+ * root of its own (a copy: a view cannot travel without its root). */
+static int encode_view_copy(lchpy_state *st, lchpy_SharedTuple *t,
+                            int allow_pickle, lch_encoded **out)
+{
+    PyObject *plain = lchpy_tuple_materialize(t);
+    if (!plain)
+        return -1;
+    int r = lchpy_encode(st, plain, allow_pickle, 0, out);
+    Py_DECREF(plain);
+    return r;
+}
+
 /* Does o hold containers nested more than `room` deep (o itself counts)?
  * Only the exact container types the codec nests are followed. `budget`
  * bounds the work on shared substructures; running out counts as deep. */
@@ -332,23 +345,21 @@ static int enc_obj(enc_ctx *c, PyObject *o, int depth)
         lchpy_SharedTuple *t = (lchpy_SharedTuple *)o;
         if (!c->self_contained && !t->nested)
             return enc_object_ref(c, lch_encoded_object(t->enc));
-        /* A view inside another encoding, or bytes for dumps: encode
-         * its elements (as a SharedTuple for a channel). */
-        PyObject *plain = lchpy_tuple_materialize(t);
-        if (!plain)
-            return -1;
-        int r;
-        if (c->self_contained) {
-            r = enc_obj(c, plain, depth);
-        } else {
-            lch_encoded *sub = NULL;
-            r = lchpy_encode(st, plain, c->allow_pickle, 0, &sub);
-            if (!r) {
-                r = enc_object_ref(c, lch_encoded_object(sub));
-                lch_encoded_unref(sub);
-            }
+        if (c->self_contained) { /* bytes for dumps: its elements */
+            PyObject *plain = lchpy_tuple_materialize(t);
+            if (!plain)
+                return -1;
+            int r = enc_obj(c, plain, depth);
+            Py_DECREF(plain);
+            return r;
         }
-        Py_DECREF(plain);
+        /* A view inside another encoding: a SharedTuple of its own. */
+        lch_encoded *sub = NULL;
+        int r = encode_view_copy(st, t, c->allow_pickle, &sub);
+        if (!r) {
+            r = enc_object_ref(c, lch_encoded_object(sub));
+            lch_encoded_unref(sub);
+        }
         return r;
     }
     if (tp == st->Channel_Type) {
@@ -685,12 +696,8 @@ int lchpy_to_value(lchpy_state *st, PyObject *obj, int allow_pickle,
     lch_encoded *enc = NULL;
     if (tp == st->SharedTuple_Type) {
         /* A view nested in another tuple: a SharedTuple of its own. */
-        PyObject *plain = lchpy_tuple_materialize((lchpy_SharedTuple *)obj);
-        if (!plain)
-            return -1;
-        int r = lchpy_encode(st, plain, allow_pickle, 0, &enc);
-        Py_DECREF(plain);
-        if (r)
+        if (encode_view_copy(st, (lchpy_SharedTuple *)obj, allow_pickle,
+                             &enc))
             return -1;
         *out = lch_value_object(lch_encoded_object(enc));
         out->tag = LCHPY_TAG_SHAREDTUPLE;

@@ -152,7 +152,8 @@ LCH_API uint64_t lch_channel_id(const lch_channel *ch);
 /* The name given at creation, or NULL. Valid while the caller holds a
  * reference. */
 LCH_API const char *lch_channel_name(const lch_channel *ch);
-/* The user_flags given at creation (0 for NULL). Any thread. */
+/* The user_flags given at creation (0 for NULL): a plain value, nothing to
+ * own or release. Never blocks; any thread, at any time. */
 LCH_API uint32_t lch_channel_user_flags(const lch_channel *ch);
 
 /* Reference counting (see libchan/object.h). lch_channel_unref accepts NULL.
