@@ -117,9 +117,12 @@ root_sync() {
     local r=$1
     rm -rf --one-file-system "$r/work/src"
     mkdir -p "$r/work/src"
+    local f
     (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard 2>/dev/null \
         || find . -path ./build -prune -o -path ./.git -prune -o -type f -print0) |
-        (cd "$ROOT" && tar --null -T - -cf -) | tar -C "$r/work/src" -xf -
+        (cd "$ROOT" && while IFS= read -r -d '' f; do    # not deleted ones
+             [ -e "$f" ] && printf '%s\0' "$f"
+         done | tar --null -T - -cf -) | tar -C "$r/work/src" -xf -
 }
 
 # root_dev DIR CMD [ARGS]: run `scripts/dev CMD ARGS` on a fresh copy of the
