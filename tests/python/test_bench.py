@@ -1,24 +1,50 @@
-"""Smoke test of the benchmark: `python -m libchan.bench --quick --json -`
-finishes and reports every payload x peer cell in the documented shape."""
+"""The benchmark: a smoke test (`python -m libchan.bench --quick --json -`
+finishes and reports every payload x peer cell in the documented shape),
+and cheap unit tests of its CPython-version adapter, libchan.bench.interp
+(which module makes subinterpreters, which stdlib queues are the peers)."""
 
 import json
+import pickle
+import re
 import subprocess
 import sys
 
+import pytest
+
+import libchan
+from libchan.bench import interp
+from libchan.bench.errors import exc_text
+
 PAYLOADS = {"int", "str100", "tuple1000", "stuple1000", "stuple1",
             "mixed250", "bytes1M", "sbuf1M", "sbuf1K"}
-PEERS = {"libchan", "iq", "iq.sync", "mp.Queue", "mp.Pipe", "SimpleQ"}
+# The stdlib-queue columns on this Python: key -> the module they name.
+if sys.version_info >= (3, 14):
+    INTERP = "concurrent.interpreters"
+    STDLIB = {"ci.Queue+pkl": INTERP, "ci.Queue": INTERP}
+elif sys.version_info >= (3, 13):
+    INTERP = "test.support.interpreters"
+    STDLIB = dict.fromkeys(["iq", "iq.sync"], INTERP + ".queues")
+else:
+    INTERP = "_xxsubinterpreters"
+    STDLIB = dict.fromkeys(["iq", "iq.sync"],
+                           "interpreters_backport.interpreters.queues")
+PEERS = {"libchan", *STDLIB, "mp.Queue", "mp.Pipe", "SimpleQ"}
 
 
 def test_bench_quick_json():
-    p = subprocess.run([sys.executable, "-m", "libchan.bench", "--quick",
-                        "--json", "-"], capture_output=True, text=True,
-                       timeout=180)
+    # -P: the installed package, never the repository's libchan/ (the C core)
+    p = subprocess.run([sys.executable, "-P", "-m", "libchan.bench",
+                        "--quick", "--json", "-"], capture_output=True,
+                       text=True, timeout=180)
     assert p.returncode == 0, p.stderr[-3000:]
     doc = json.loads(p.stdout)
     assert doc["schema"] == "libchan.bench/1"
     assert doc["meta"]["runs"] == 1 and doc["meta"]["python"]
+    assert doc["meta"]["subinterpreters"] == INTERP
     assert set(doc["peers"]) == PEERS
+    for key, module in STDLIB.items():
+        assert doc["peers"][key]["module"] == module
+        assert doc["peers"][key]["label"].startswith(module + ".")
     res = doc["results"]
     for table, peers in (("oneway", PEERS | {"pickle"}),
                          ("roundtrip", PEERS)):
@@ -33,10 +59,85 @@ def test_bench_quick_json():
                     assert c["reason"], (table, payload, peer)
             # libchan itself must run every row
             assert cells["libchan"]["status"] == "ok", cells["libchan"]
+    if sys.version_info >= (3, 13):
+        # the stdlib queues are there, and carry at least a small int
+        for key in STDLIB:
+            assert doc["peers"][key]["available"], doc["peers"][key]
+            assert res["oneway"]["int"][key]["status"] == "ok", key
     assert set(res["local"]) == PAYLOADS
     names = {t["target"] for t in doc["targets"]}
     assert len(names) == len(doc["targets"]) >= 8
     for t in doc["targets"]:
         assert t["met"] in (True, False, None)
-    # the table went to stderr, with the targets section
+    # the table went to stderr: every stdlib column in its header and, in
+    # the legend, the module it is; then the targets
+    for key, module in STDLIB.items():
+        assert re.search(r"^  %s +%s\." % (re.escape(key), re.escape(module)),
+                         p.stderr, re.M), key
+    header = next(ln for ln in p.stderr.splitlines()
+                  if ln.startswith("payload") and "libchan" in ln)
+    assert header.split()[1:] == [
+        "libchan", *STDLIB, "mp.Queue", "mp.Pipe", "SimpleQ", "pickle"]
     assert "Targets:" in p.stderr
+
+
+# --------------------------------------------------------------------------
+# libchan.bench.interp
+# --------------------------------------------------------------------------
+
+def test_interp_module_is_this_pythons():
+    assert interp.interp_module() == INTERP
+
+
+def test_stdlib_queue_columns_name_their_module():
+    kinds = interp.stdlib_queues()
+    assert [k.key for k in kinds] == list(STDLIB)
+    for k in kinds:
+        assert k.module == STDLIB[k.key]
+        assert k.label.startswith(k.module + ".")
+    # [pickled, native]: the targets compare libchan with the native one
+    assert [k.native for k in kinds] == [False, True]
+    # 3.14 has no syncobj: the pickled column pickles in the caller
+    assert kinds[0].pickled == (sys.version_info >= (3, 14))
+    if sys.version_info >= (3, 13):
+        assert interp.stdlib_queues_na() is None
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13),
+                    reason="3.12: the stdlib queues are a backport")
+@pytest.mark.parametrize("kind", interp.stdlib_queues(),
+                         ids=lambda k: k.key)
+def test_stdlib_queue_ends_carry_items(kind):
+    """The harness's ends and the consumer's (its setup code, run here in
+    the main interpreter) pass items both ways; a pickled column's queue
+    holds pickles."""
+    qin, qout = kind.create(), kind.create()
+    put, get = kind.ends(qin, qout)
+    ns = {}
+    exec(kind.consumer_setup(qin.id, qout.id), ns)
+    item = (1, 2.5, "three", b"four", None, True)
+    put(item)
+    assert ns["get"](timeout=1) == item
+    ns["put"]("reply")
+    assert get(timeout=1) == "reply"
+    put(7)
+    raw = qin.get(timeout=1)
+    assert raw == (pickle.dumps(7) if kind.pickled else 7)
+
+
+def test_run_in_new_interp():
+    ch = libchan.Channel()
+    try:
+        interp.run_in_new_interp(interp.interp_module(), "\n".join([
+            "import sys",
+            "sys.path[:] = %r" % (sys.path,),
+            "import libchan",
+            "libchan.lookup(%d).put(('ran', sys.version))" % ch.id]))
+        assert ch.get(timeout=5) == ("ran", sys.version)
+        with pytest.raises(Exception) as e:
+            interp.run_in_new_interp(interp.interp_module(),
+                                     "raise ValueError('from inside')")
+        text = exc_text(e.value)     # 3.12: "<class 'ValueError'>: from inside"
+        assert "ValueError" in text and "from inside" in text, text
+    finally:
+        ch.shutdown(immediate=True)
