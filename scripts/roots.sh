@@ -110,19 +110,40 @@ root_exec() {
         LCH_PY_VERBOSE="${LCH_PY_VERBOSE:-}" "$@"
 }
 
-# root_sync DIR: copy the source tree (tracked and untracked files, not
-# build/ nor .git) to DIR/work/src. Modification times are kept, so the
-# build trees in DIR/work/build rebuild incrementally.
+# root_sync DIR: make DIR/work/src a copy of the source tree (tracked and
+# untracked files, not build/ nor .git). Only files whose contents changed
+# are rewritten, and they get a new modification time, so the build trees
+# in DIR/work/build rebuild incrementally and never miss an edit, even one
+# made while a previous build in the root was running.
 root_sync() {
     local r=$1
-    rm -rf --one-file-system "$r/work/src"
     mkdir -p "$r/work/src"
-    local f
     (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard 2>/dev/null \
         || find . -path ./build -prune -o -path ./.git -prune -o -type f -print0) |
-        (cd "$ROOT" && while IFS= read -r -d '' f; do    # not deleted ones
-             [ -e "$f" ] && printf '%s\0' "$f"
-         done | tar --null -T - -cf -) | tar -C "$r/work/src" -xf -
+        python3 -c '
+import os, shutil, sys
+src, dst = sys.argv[1:]
+want = {f for f in sys.stdin.buffer.read().decode().split("\0")
+        if f and os.path.lexists(os.path.join(src, f))}
+for f in want:
+    s, d = os.path.join(src, f), os.path.join(dst, f)
+    with open(s, "rb") as a:
+        new = a.read()
+    try:
+        with open(d, "rb") as b:
+            if b.read() == new:
+                continue
+    except OSError:
+        os.makedirs(os.path.dirname(d), exist_ok=True)
+    with open(d, "wb") as b:
+        b.write(new)
+    shutil.copymode(s, d)
+for top, dirs, files in os.walk(dst):
+    for f in files:
+        rel = os.path.relpath(os.path.join(top, f), dst)
+        if rel not in want:
+            os.unlink(os.path.join(dst, rel))
+' "$ROOT" "$r/work/src"
 }
 
 # root_dev DIR CMD [ARGS]: run `scripts/dev CMD ARGS` on a fresh copy of the
