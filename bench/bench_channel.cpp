@@ -8,6 +8,9 @@
 //   throughput_2p2c        2 producers, 2 consumers (MPMC-capable peers only)
 //   pingpong_spin          round trip; each side spins on try-receive
 //   pingpong_block         round trip; each side blocks in receive and parks
+//   nowaiter               one thread sends a message and receives it back:
+//                          nobody is ever waiting (issue 9's guard: the
+//                          send/receive fast path must not slow down)
 //
 // Every message is a 64-bit integer (libchan carries lch_value_int). Producers
 // send (producer << 40 | sequence) and then one end marker (-1); a consumer
@@ -27,6 +30,8 @@
 // the Team). Throughput cases report items_per_second (messages); ping-pong
 // cases report ns_per_rt (nanoseconds per round trip) and items_per_second
 // (round trips); libchan entries add futex_waits_per_op/futex_wakes_per_op.
+// nowaiter reports ns_per_op (one send plus one receive, waiting forms), and
+// for libchan syscalls_per_op, which must be 0 (else the entry errors).
 // Unless the command line says otherwise the binary runs 5 repetitions in
 // random order and reports only aggregates; report.py reads the medians.
 // Entries named libchan_* and *_spin are shown for information and never
@@ -54,6 +59,7 @@ constexpr int64_t kMessages = 1 << 16;   // per throughput iteration, all produc
 constexpr size_t kBatch = 64;            // messages per batch call
 constexpr int64_t kSpinRoundTrips = 1 << 13;  // per spinning ping-pong iteration
 constexpr int64_t kBlockRoundTrips = 1 << 10; // per blocking ping-pong iteration
+constexpr int64_t kNoWaiterOps = 1 << 16;     // send+receive pairs per iteration
 
 constexpr int64_t kEnd = -1; // end marker; real messages are >= 0
 constexpr int kProducerShift = 40;
@@ -346,6 +352,50 @@ void pingpong(benchmark::State &state, const std::string &name, Config cfg,
     futex.report(state, rts);
 }
 
+// One thread: send a message, receive it back, kNoWaiterOps times. Nobody
+// waits on either side, so this is the cost of the path every uncontended
+// call takes (what issue 9's select and fd waiters must not slow down).
+template <class Peer>
+void nowaiter(benchmark::State &state, Config cfg)
+{
+    Peer q(cfg);
+    if (!init_ok(state, q))
+        return;
+    typename Peer::Sender tx(q);
+    typename Peer::Receiver rx(q);
+    lch_debug_counters before{}, after{};
+    lch_debug_counters_get(&before);
+    double ns = 0;
+    for (auto _ : state) {
+        const int64_t t0 = now_ns();
+        for (int64_t i = 0; i < kNoWaiterOps; ++i) {
+            int64_t v = -1;
+            if (!send_one(tx, i) || !recv_one(rx, v) || v != i) {
+                state.SkipWithError(("send+receive " + std::to_string(i) +
+                                     ": " + tx.error + rx.error)
+                                        .c_str());
+                return;
+            }
+        }
+        const int64_t t = now_ns() - t0;
+        ns += double(t);
+        state.SetIterationTime(double(t) * 1e-9);
+    }
+    double ops = double(state.iterations()) * double(kNoWaiterOps);
+    state.SetItemsProcessed(int64_t(ops));
+    state.counters["ns_per_op"] = ops > 0 ? ns / ops : 0.0;
+    if constexpr (std::is_same_v<Peer, Libchan>) {
+        lch_debug_counters_get(&after);
+        uint64_t calls = (after.futex_waits - before.futex_waits) +
+                         (after.futex_wakes - before.futex_wakes) +
+                         (after.fd_signals - before.fd_signals);
+        state.counters["syscalls_per_op"] = ops > 0 ? double(calls) / ops : 0;
+        if (calls != 0)
+            state.SkipWithError("libchan made system calls with nobody "
+                                "waiting");
+    }
+}
+
 // ---- registration ----------------------------------------------------------
 
 void add(const std::string &name, std::function<void(benchmark::State &)> fn)
@@ -400,6 +450,13 @@ void add_pingpong_block(const char *peer, Config cfg = {})
     add(n, [n, cfg](benchmark::State &st) {
         pingpong<Peer, false>(st, n, cfg, kBlockRoundTrips);
     });
+}
+
+template <class Peer>
+void add_nowaiter(const char *peer, Config cfg = {})
+{
+    std::string n = std::string("nowaiter/") + peer;
+    add(n, [cfg](benchmark::State &st) { nowaiter<Peer>(st, cfg); });
 }
 
 void register_all()
@@ -468,6 +525,15 @@ void register_all()
     add_pingpong_block<
         MoodycamelBlocking<moodycamel::ConcurrentQueueDefaultTraits>>(
         "moodycamel_blocking_spin", bounded);
+
+    // Nobody waiting: one thread, send then receive (waiting forms where
+    // the peer has them; they never need to wait here).
+    add_nowaiter<Libchan>("libchan", bounded);
+    add_nowaiter<Libchan>("libchan_unbounded", unbounded);
+    add_nowaiter<Moodycamel>("moodycamel", bounded);
+    add_nowaiter<BoostQueue>("boost_queue", bounded);
+    add_nowaiter<CkRing<true>>("ck_ring", bounded);
+    add_nowaiter<MutexDeque>("mutex_deque", bounded);
 }
 
 } // namespace
@@ -485,7 +551,8 @@ int main(int argc, char **argv)
             " messages/iter=" + std::to_string(lchb::kMessages) +
             " batch=" + std::to_string(lchb::kBatch) +
             " spin_rt/iter=" + std::to_string(lchb::kSpinRoundTrips) +
-            " block_rt/iter=" + std::to_string(lchb::kBlockRoundTrips));
+            " block_rt/iter=" + std::to_string(lchb::kBlockRoundTrips) +
+            " nowaiter_ops/iter=" + std::to_string(lchb::kNoWaiterOps));
     lchb::register_all();
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();

@@ -119,7 +119,7 @@ root_sync() {
     local r=$1
     mkdir -p "$r/work/src"
     (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard 2>/dev/null \
-        || find . -path ./build -prune -o -path ./.git -prune -o -type f -print0) |
+        || find . -path ./build -prune -o -path ./.git -prune -o -type f -printf '%P\0') |
         python3 -c '
 import os, shutil, sys
 src, dst = sys.argv[1:]

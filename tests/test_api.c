@@ -39,7 +39,8 @@ static void test_error_codes_pinned(void **state)
     assert_true(LCH_EAGAIN == -1 && LCH_ETIMEDOUT == -2 && LCH_ECLOSED == -3 &&
                 LCH_ENOMEM == -4 && LCH_EINVAL == -5 && LCH_EINTR == -6 &&
                 LCH_E2BIG == -7 && LCH_ENOENT == -8 && LCH_EEXIST == -9 &&
-                LCH_EOVERFLOW == -10 && LCH_ECORRUPT == -11);
+                LCH_EOVERFLOW == -10 && LCH_ECORRUPT == -11 &&
+                LCH_EMFILE == -12);
 
 #define CHECK_ERR(name, value, msg)                                            \
     assert_string_equal(lch_err_name(value), #name);                           \
@@ -47,7 +48,7 @@ static void test_error_codes_pinned(void **state)
     LCH_ERRNO_MAP(CHECK_ERR)
 #undef CHECK_ERR
 
-    const int unknown[] = {1, -12, -1000, 12345, INT32_MIN, INT32_MAX};
+    const int unknown[] = {1, -13, -1000, 12345, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         assert_string_equal(lch_err_name(unknown[i]), "UNKNOWN");
         assert_string_equal(lch_strerror(unknown[i]), "unknown error");
@@ -182,26 +183,35 @@ static void test_create_defaults(void **state)
     assert_null(init.name);
     assert_true(init.spin_ns < 0);
     assert_int_equal(init.user_flags, 0);
+    assert_int_equal(init.user_value, 0);
     init.capacity = 5;
     ch = NULL;
     assert_rc(lch_channel_create_opts(&ch, &init), LCH_OK);
     assert_int_equal(lch_channel_capacity(ch), 5);
     assert_null(lch_channel_name(ch));
     assert_int_equal(lch_channel_user_flags(ch), 0);
+    assert_int_equal(lch_channel_user_value(ch), 0);
     lch_channel_unref(ch);
 
-    /* user_flags come back verbatim, through every handle to the channel. */
+    /* user_flags and user_value come back verbatim, through every handle
+     * to the channel; libchan does not interpret either (a negative value
+     * on a bounded channel is nothing to it). */
     init.user_flags = 0xA5A5F00Du;
+    init.user_value = INT64_MIN;
     init.name = "flags";
     ch = NULL;
     assert_rc(lch_channel_create_opts(&ch, &init), LCH_OK);
     assert_int_equal(lch_channel_user_flags(ch), 0xA5A5F00Du);
+    assert_true(lch_channel_user_value(ch) == INT64_MIN);
+    assert_int_equal(lch_channel_capacity(ch), 5);
     lch_channel *found = NULL;
     assert_rc(lch_channel_lookup_name("flags", &found), LCH_OK);
     assert_int_equal(lch_channel_user_flags(found), 0xA5A5F00Du);
+    assert_true(lch_channel_user_value(found) == INT64_MIN);
     lch_channel_unref(found);
     lch_channel_unref(ch);
     assert_int_equal(lch_channel_user_flags(NULL), 0);
+    assert_int_equal(lch_channel_user_value(NULL), 0);
 
     const size_t caps[] = {1, 2, 3, 7, 64, 1000};
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {

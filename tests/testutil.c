@@ -167,12 +167,17 @@ lch_channel *tu_channel(size_t capacity, int64_t spin_ns)
 
 /* ---- counting, failing allocator ----------------------------------------- */
 
-/* Every block carries a 16-byte header (keeps malloc's 16-byte alignment). */
+/* Every block carries a 16-byte header (keeps malloc's 16-byte alignment):
+ * a magic value, then the size requested. */
 #define HDR_SIZE ((size_t)16)
 #define HDR_LIVE UINT64_C(0x4c434848414c4c43) /* "LCHHALLC" */
 #define HDR_FREED UINT64_C(0x46524545444c4348)
 
+/* Relaxed throughout: counters, read by the main thread after the threads
+ * that allocate have been joined (the join orders them), or by the only
+ * thread there is. */
 static _Atomic int64_t alloc_live;
+static _Atomic int64_t alloc_live_bytes;
 static _Atomic uint64_t alloc_calls;
 static _Atomic uint64_t alloc_fail_at; /* 0 = never */
 static _Atomic uint64_t alloc_failures;
@@ -200,7 +205,10 @@ static void *hook_malloc(void *ctx, size_t size)
         return NULL;
     uint64_t magic = HDR_LIVE;
     memcpy(p, &magic, sizeof magic);
+    memcpy(p + 8, &size, sizeof size);
     atomic_fetch_add_explicit(&alloc_live, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&alloc_live_bytes, (int64_t)size,
+                              memory_order_relaxed);
     return p + HDR_SIZE;
 }
 
@@ -226,8 +234,12 @@ static void hook_free(void *ctx, void *ptr)
     if (p == NULL)
         return; /* leak it rather than crash on a foreign pointer */
     uint64_t magic = HDR_FREED;
+    size_t size;
     memcpy(p, &magic, sizeof magic);
+    memcpy(&size, p + 8, sizeof size);
     atomic_fetch_sub_explicit(&alloc_live, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&alloc_live_bytes, (int64_t)size,
+                              memory_order_relaxed);
     free(p);
 }
 
@@ -244,8 +256,15 @@ static void *hook_realloc(void *ctx, void *ptr, size_t size)
     unsigned char *p = hook_header(ptr);
     if (p == NULL)
         return NULL;
+    size_t old;
+    memcpy(&old, p + 8, sizeof old);
     unsigned char *q = realloc(p, HDR_SIZE + size);
-    return q == NULL ? NULL : q + HDR_SIZE;
+    if (q == NULL)
+        return NULL;
+    memcpy(q + 8, &size, sizeof size);
+    atomic_fetch_add_explicit(&alloc_live_bytes, (int64_t)size - (int64_t)old,
+                              memory_order_relaxed);
+    return q + HDR_SIZE;
 }
 
 static const lch_allocator tu_hook = {
@@ -268,6 +287,11 @@ void tu_alloc_install(void)
 int64_t tu_alloc_live(void)
 {
     return atomic_load_explicit(&alloc_live, memory_order_relaxed);
+}
+
+int64_t tu_alloc_live_bytes(void)
+{
+    return atomic_load_explicit(&alloc_live_bytes, memory_order_relaxed);
 }
 
 void tu_alloc_fail_nth(uint64_t n)

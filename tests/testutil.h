@@ -103,6 +103,8 @@ void tu_alloc_install(void);
 const lch_allocator *tu_alloc_hook(void);
 /* Blocks handed out and not yet freed. */
 int64_t tu_alloc_live(void);
+/* Bytes in them (as requested, without the allocator's own overhead). */
+int64_t tu_alloc_live_bytes(void);
 /* Make the nth allocation (malloc or realloc) from now on fail; 0 = never.
  * Resets tu_alloc_calls() and tu_alloc_failures(). */
 void tu_alloc_fail_nth(uint64_t n);

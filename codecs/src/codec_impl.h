@@ -138,28 +138,99 @@ bool lch__utf8_scan(const uint8_t *p, size_t n, size_t *ncp,
 
 /* ---- encoded values (encoded.c) ------------------------------------------ */
 
-/* An encoded value. Made by the encoder, it sits at the start of the data of
- * its own buffer (LCH__OBJ_SELF_FREE: the flat bytes follow at offset
- * LCH__EMBED_OFF and the side table after them, so the whole value is one
- * allocation); made by lch_encoded_from_buffer, it is a separate block from
- * lch__malloc that refers to the caller's buffer. */
+/* An encoded value: the object header, and the flat bytes in one of three
+ * places, told apart by LCH__ENC_COMPACT in hdr.flags.
+ *
+ *   compact   made by the encoder or lch_encoded_from_bytes, up to 64 KiB:
+ *             ONE block from the hook holding the header (16 bytes), the
+ *             flat bytes right after it and then the side table. Nothing
+ *             else: the length and the side-table count are read from the
+ *             flat header, which is valid by construction. Freed by
+ *             object.c after destroy. This is what a queued value costs:
+ *             its encoding plus 16 bytes (plus the allocator's rounding).
+ *   embedded  the same, from 64 KiB on: struct lch__encoded_ext at the
+ *             start of the data of an lch_buffer whose block comes from the
+ *             large-block cache (no page faults on reuse), flat bytes at
+ *             LCH__EMBED_OFF, side table after them; LCH__OBJ_SELF_FREE:
+ *             destroy drops the buffer, which frees the struct with it.
+ *   external  made by lch_encoded_from_buffer: struct lch__encoded_ext and
+ *             the side table in one lch__malloc block (freed by object.c),
+ *             referring to the caller's buffer. */
 struct lch_encoded {
-    lch_object hdr;       /* LCH_TYPE_ENCODED */
-    lch_buffer *buf;      /* one reference: holds the flat bytes */
-    const uint8_t *data;  /* flat bytes (valid: see codec.h "Trust") */
-    size_t len;           /* flat length */
-    lch_object **refs;    /* side table: nrefs owned references */
-    size_t nrefs;
-    size_t data_off;      /* data - lch_buffer_data(buf) */
+    lch_object hdr; /* LCH_TYPE_ENCODED */
 };
 
-/* Offset of the flat bytes in an encoder-made buffer: the struct above,
+/* hdr.flags bit: the compact form (flat bytes at (hdr + 1)). */
+#define LCH__ENC_COMPACT LCH__OBJ_TYPE_FLAG0
+
+/* The two forms whose flat bytes live in an lch_buffer. */
+struct lch__encoded_ext {
+    struct lch_encoded base;
+    lch_buffer *buf;     /* one reference: holds the flat bytes */
+    const uint8_t *data; /* flat bytes (valid: see codec.h "Trust") */
+    lch_object **refs;   /* side table: one owned reference per entry */
+    size_t data_off;     /* data - lch_buffer_data(buf) */
+};
+
+/* Offset of the flat bytes in an embedded value's buffer: the struct above,
  * rounded to a cache line so that the flat bytes stay 64-byte aligned. */
 #define LCH__EMBED_OFF ((size_t)64)
-_Static_assert(sizeof(struct lch_encoded) <= LCH__EMBED_OFF,
-               "lch_encoded fits in front of the flat bytes");
+_Static_assert(sizeof(struct lch__encoded_ext) <= LCH__EMBED_OFF,
+               "lch__encoded_ext fits in front of the flat bytes");
+
+/* Bytes in front of a compact value's flat bytes. */
+#define LCH__COMPACT_OFF sizeof(struct lch_encoded)
+_Static_assert(sizeof(struct lch_encoded) % 8 == 0,
+               "compact flat bytes stay 8-byte aligned");
+
+/* A compact value needs at most this many bytes; beyond, it is embedded
+ * (from then on blocks come from the buffer cache). */
+#define LCH__COMPACT_MAX (LCH_BUFFER_CACHE_MIN - 1)
+
+static inline const uint8_t *lch__enc_data(const lch_encoded *e)
+{
+    if (e->hdr.flags & LCH__ENC_COMPACT)
+        return (const uint8_t *)(e + 1);
+    return ((const struct lch__encoded_ext *)e)->data;
+}
+
+/* Length and side-table count: from the flat header, which every
+ * lch_encoded has valid (the validator checks that they match the bytes
+ * and the side table it was given). */
+static inline size_t lch__enc_len(const lch_encoded *e)
+{
+    return lch__ld32(lch__enc_data(e) + LCH__HDR_LEN);
+}
+
+static inline size_t lch__enc_nrefs(const lch_encoded *e)
+{
+    return lch__ld32(lch__enc_data(e) + LCH__HDR_NREFS);
+}
+
+static inline lch_object *const *lch__enc_refs(const lch_encoded *e)
+{
+    if (e->hdr.flags & LCH__ENC_COMPACT) {
+        const uint8_t *d = (const uint8_t *)(e + 1);
+        return (lch_object *const *)(const void *)(d + lch__ld32(
+                                                           d + LCH__HDR_LEN));
+    }
+    return ((const struct lch__encoded_ext *)e)->refs;
+}
 
 extern const lch_type lch__encoded_type;
+
+/* A new value's storage for `len` flat bytes and nrefs side-table entries:
+ * compact if it fits in LCH__COMPACT_MAX, else embedded. *out is a live
+ * object (count 1, the caller's) and *flat its flat bytes, which the caller
+ * must fill at once, header included (the accessors read the length and the
+ * count from it), followed by the side table at *flat + len. LCH_ENOMEM. */
+int lch__encoded_alloc(size_t len, size_t nrefs, lch_encoded **out,
+                       uint8_t **flat);
+
+/* Make an embedded value at `base`, the start of the data of buffer b
+ * (whose one reference it takes over), for len flat bytes at
+ * base + LCH__EMBED_OFF and nrefs entries after them. */
+void lch__encoded_embed(void *base, lch_buffer *b, size_t len, size_t nrefs);
 
 /* Validation with details (validate.c); lch_codec_validate wraps it. */
 int lch__validate(const uint8_t *p, size_t len, lch_object *const *refs,

@@ -1,16 +1,28 @@
 /* encode.c: the builder. Values go straight into their final place in one
- * growable buffer, in the layout of FORMAT.md, and finish turns that buffer
- * into the encoded value without copying it.
+ * growable block, in the layout of FORMAT.md, and finish turns that block
+ * into the encoded value without copying it again.
  *
- * Where the bytes live while encoding:
- *   - small values are assembled in `scratch`, inside the lch_enc itself, and
- *     copied at finish into a buffer of exactly the right size: one
- *     allocation for the whole encode, encoded object included;
- *   - once they outgrow the scratch they move to an lch_buffer from
- *     lch_buffer_new_uninit(), grown by lch_buffer_resize() in grow() (out of
- *     line: the hot paths only compare against the capacity). The buffer's
- *     first LCH__EMBED_OFF bytes are kept free for the lch_encoded header,
- *     which finish writes there, so the result is still the one buffer.
+ * Where the bytes live while encoding (enum store):
+ *   SCRATCH  small values are assembled in `scratch`, inside the lch_enc
+ *            itself, and copied at finish into one block of exactly the
+ *            right size: one allocation for the whole encode, encoded
+ *            object included;
+ *   HEAP     once they outgrow the scratch, a block from lch__malloc, with
+ *            LCH__COMPACT_OFF bytes kept free in front for the object
+ *            header, grown with lch__realloc in grow() (out of line: the hot
+ *            paths only compare against the capacity). Finish trims it to
+ *            the exact size (realloc, in place for any sane allocator) and
+ *            writes the header in front: a compact value, still one block;
+ *   BUFFER   from 64 KiB on, an lch_buffer (lch_buffer_new_uninit, grown
+ *            with lch_buffer_resize), whose blocks come from the large-block
+ *            cache, so that large encodes do not pay fresh page faults.
+ *            Its first LCH__EMBED_OFF bytes are kept for the embedded
+ *            header; finish resizes it to the exact size class;
+ *   SINK     the caller's memory (lch_enc_sink), resized through the
+ *            caller's function; finish trims it and hands back the length.
+ * The first block is sized from the caller's hint when it is enough, else
+ * twice what is needed then (a container's table usually comes before its
+ * strings); each growth after that doubles.
  *
  * The frame stack. frames[0] is the root pseudo-container (one element: type
  * code at header offset 5, slot at 16); frames[d] is the container opened at
@@ -34,15 +46,20 @@ struct frame {
 #define SCRATCH_BYTES 256
 #define REFS_INLINE 8
 
+enum store { ST_SCRATCH = 0, ST_HEAP, ST_BUFFER, ST_SINK };
+
 struct enc {
-    uint8_t *data;           /* flat bytes: scratch, or buffer + EMBED_OFF */
+    uint8_t *data;           /* flat bytes (see enum store) */
     size_t pos;              /* bytes of flat written or reserved */
     size_t cap;              /* bytes available at data */
-    lch_buffer *buf;         /* NULL while in scratch */
+    void *block;             /* HEAP: the lch__malloc block */
+    lch_buffer *buf;         /* BUFFER: the buffer */
+    lch_enc_sink sink;       /* resize is NULL without a sink */
     size_t ext_min;          /* bytes at least this long go by reference */
-    size_t hint;             /* first buffer capacity, from the options */
+    size_t hint;             /* first block capacity, from the options */
     int err;                 /* first error (sticky); LCH_OK if none */
     uint32_t depth;          /* open containers */
+    uint8_t store;           /* enum store */
     bool active;             /* between begin and finish/abort */
     lch_object **refs;       /* side table so far: refs_inline or heap */
     uint32_t nrefs;
@@ -77,17 +94,24 @@ static LCH__NOINLINE int no_room(struct enc *e)
     return e->err != LCH_OK ? e->err : fail(e, LCH_EINVAL);
 }
 
+/* Drop the references and the encoder's storage (never a sink's memory,
+ * which is the caller's). */
 static void release_all(struct enc *e)
 {
     for (uint32_t i = 0; i < e->nrefs; i++)
         lch_object_unref(e->refs[i]);
     if (e->refs != e->refs_inline)
         lch__free(e->refs);
-    lch_buffer_unref(e->buf);
+    if (e->store == ST_HEAP)
+        lch__free(e->block);
+    else if (e->store == ST_BUFFER)
+        lch_buffer_unref(e->buf);
     e->refs = e->refs_inline;
     e->nrefs = 0;
     e->refs_cap = REFS_INLINE;
+    e->block = NULL;
     e->buf = NULL;
+    e->store = ST_SCRATCH;
     e->data = (uint8_t *)e->scratch;
     e->cap = 0;
     e->pos = 0;
@@ -95,6 +119,65 @@ static void release_all(struct enc *e)
 }
 
 /* ---- space ---------------------------------------------------------------- */
+
+/* Move to (or grow) storage of ncap flat bytes, keeping the pos bytes
+ * written so far. The storage kind follows from ncap: HEAP below the
+ * buffer cache's threshold, BUFFER from it on; or the sink. */
+static int move_to(struct enc *e, size_t ncap)
+{
+    void *base = NULL;
+    int rc = LCH_OK;
+    if (e->sink.resize) {
+        void *old = e->store == ST_SINK ? e->data : NULL;
+        base = e->sink.resize(e->sink.ctx, old, old ? e->pos : 0, ncap);
+        if (!base) {
+            /* Never touch the old area again; no room left (the caller
+             * makes the error sticky, so nothing is written). */
+            e->store = ST_SCRATCH;
+            e->data = (uint8_t *)e->scratch;
+            e->cap = e->pos;
+            return LCH_ENOMEM;
+        }
+        if (!old)
+            memcpy(base, e->scratch, e->pos);
+        e->store = ST_SINK;
+        e->data = base;
+    } else if (LCH__COMPACT_OFF + ncap <= LCH__COMPACT_MAX) {
+        /* SCRATCH or HEAP -> HEAP (never BUFFER -> HEAP: caps only grow) */
+        if (e->store == ST_HEAP) {
+            base = lch__realloc(e->block, LCH__COMPACT_OFF + ncap);
+        } else {
+            base = lch__malloc(LCH__COMPACT_OFF + ncap);
+            if (base)
+                memcpy((uint8_t *)base + LCH__COMPACT_OFF, e->scratch,
+                       e->pos);
+        }
+        if (!base)
+            return LCH_ENOMEM; /* the old block is untouched */
+        e->store = ST_HEAP;
+        e->block = base;
+        e->data = (uint8_t *)base + LCH__COMPACT_OFF;
+    } else if (e->store == ST_BUFFER) {
+        rc = lch_buffer_resize(e->buf, LCH__EMBED_OFF + ncap, &base);
+        if (rc != LCH_OK)
+            return rc;
+        e->data = (uint8_t *)base + LCH__EMBED_OFF;
+    } else {
+        lch_buffer *b = NULL;
+        rc = lch_buffer_new_uninit(&b, LCH__EMBED_OFF + ncap, &base);
+        if (rc != LCH_OK)
+            return rc;
+        memcpy((uint8_t *)base + LCH__EMBED_OFF, e->data, e->pos);
+        if (e->store == ST_HEAP)
+            lch__free(e->block);
+        e->block = NULL;
+        e->buf = b;
+        e->store = ST_BUFFER;
+        e->data = (uint8_t *)base + LCH__EMBED_OFF;
+    }
+    e->cap = ncap;
+    return LCH_OK;
+}
 
 /* Make room for n more bytes at pos. Out of line: the first time the value
  * outgrows the scratch, and on every doubling after that. */
@@ -106,39 +189,22 @@ static LCH__NOINLINE int grow(struct enc *e, size_t n)
         return fail(e, LCH_E2BIG);
     size_t need = e->pos + n;
     size_t ncap;
-    if (e->buf == NULL) {
-        /* First buffer: room for what is needed now and as much again (a
-         * container's table usually comes before its strings), or the
-         * caller's hint if larger. */
-        ncap = need > LCH_CODEC_MAX_FLAT / 2 ? LCH_CODEC_MAX_FLAT : 2 * need;
-        if (ncap < e->hint)
+    if (e->data == (uint8_t *)e->scratch) {
+        /* First block: the caller's hint if it is enough, else room for
+         * what is needed now and as much again. */
+        if (e->hint >= need)
             ncap = e->hint;
+        else
+            ncap = need > LCH_CODEC_MAX_FLAT / 2 ? LCH_CODEC_MAX_FLAT
+                                                 : 2 * need;
     } else {
         ncap = e->cap > LCH_CODEC_MAX_FLAT / 2 ? LCH_CODEC_MAX_FLAT
                                                : 2 * e->cap;
         if (ncap < need)
             ncap = need;
     }
-    ncap = (ncap + 63) & ~(size_t)63;
-    if (ncap > LCH_CODEC_MAX_FLAT)
-        ncap = LCH_CODEC_MAX_FLAT;
-    void *base = NULL;
-    int rc;
-    if (e->buf == NULL) {
-        lch_buffer *b = NULL;
-        rc = lch_buffer_new_uninit(&b, LCH__EMBED_OFF + ncap, &base);
-        if (rc == LCH_OK) {
-            memcpy((uint8_t *)base + LCH__EMBED_OFF, e->scratch, e->pos);
-            e->buf = b;
-        }
-    } else {
-        rc = lch_buffer_resize(e->buf, LCH__EMBED_OFF + ncap, &base);
-    }
-    if (rc != LCH_OK)
-        return fail(e, rc);
-    e->data = (uint8_t *)base + LCH__EMBED_OFF;
-    e->cap = ncap;
-    return LCH_OK;
+    int rc = move_to(e, ncap);
+    return rc == LCH_OK ? LCH_OK : fail(e, rc);
 }
 
 static inline int reserve(struct enc *e, size_t n)
@@ -210,7 +276,10 @@ int lch_enc_begin(lch_enc *enc, const lch_enc_opts *opts)
     e->data = (uint8_t *)e->scratch;
     e->pos = LCH__HDR_SIZE;
     e->cap = SCRATCH_BYTES;
+    e->block = NULL;
     e->buf = NULL;
+    e->store = ST_SCRATCH;
+    e->sink = (lch_enc_sink){NULL, NULL};
     e->ext_min = LCH_CODEC_EXT_MIN;
     e->hint = 0;
     if (opts) {
@@ -218,6 +287,8 @@ int lch_enc_begin(lch_enc *enc, const lch_enc_opts *opts)
             e->ext_min = opts->ext_min;
         e->hint = opts->size_hint > LCH_CODEC_MAX_FLAT ? LCH_CODEC_MAX_FLAT
                                                         : opts->size_hint;
+        if (opts->sink)
+            e->sink = *opts->sink;
     }
     e->err = LCH_OK;
     e->depth = 0;
@@ -589,71 +660,123 @@ int lch_enc_end(lch_enc *enc)
 
 /* ---- finish --------------------------------------------------------------- */
 
-int lch_enc_finish(lch_enc *enc, lch_encoded **out)
+/* What both finishes do first: check the encoder and the value, and write
+ * the header's length and count. On error, release everything and return
+ * it. */
+static int finish_check(lch_enc *enc, bool ok_out, bool want_sink)
 {
-    if (out)
-        *out = NULL;
     if (!enc)
         return LCH_EINVAL;
     struct enc *e = E(enc);
     if (!e->active)
         return e->err != LCH_OK ? e->err : LCH_EINVAL;
-    if (!out)
+    if (!ok_out || (e->sink.resize != NULL) != want_sink)
         fail(e, LCH_EINVAL);
     else if (e->err == LCH_OK && (e->depth != 0 || e->frames[0].next != 1))
         fail(e, LCH_EINVAL); /* no root value, or a container left open */
+    else if (e->err == LCH_OK && want_sink && e->nrefs)
+        fail(e, LCH_EINVAL); /* flat bytes alone cannot hold references */
     if (e->err != LCH_OK) {
         int err = e->err;
         release_all(e);
         return err;
     }
+    lch__st32(e->data + LCH__HDR_LEN, (uint32_t)e->pos);
+    lch__st32(e->data + LCH__HDR_NREFS, e->nrefs);
+    return LCH_OK;
+}
+
+int lch_enc_finish(lch_enc *enc, lch_encoded **out)
+{
+    if (out)
+        *out = NULL;
+    int rc = finish_check(enc, out != NULL, false);
+    if (rc != LCH_OK)
+        return rc;
+    struct enc *e = E(enc);
 
     size_t len = e->pos;
-    lch__st32(e->data + LCH__HDR_LEN, (uint32_t)len);
-    lch__st32(e->data + LCH__HDR_NREFS, e->nrefs);
-    size_t total = LCH__EMBED_OFF + len + e->nrefs * sizeof(lch_object *);
-    void *base = NULL;
-    int rc;
-    if (e->buf == NULL) {
-        /* Small value: one allocation of exactly the right size. */
-        lch_buffer *b = NULL;
-        rc = lch_buffer_new_uninit(&b, total, &base);
+    size_t tail = len + e->nrefs * sizeof(lch_object *);
+    lch_encoded *v = NULL;
+    uint8_t *flat = NULL;
+    if (e->store == ST_HEAP &&
+        LCH__COMPACT_OFF + tail != LCH__COMPACT_OFF + e->cap) {
+        /* Trim (or grow by the side table) to the exact size: a realloc,
+         * in place when shrinking. */
+        void *base = lch__realloc(e->block, LCH__COMPACT_OFF + tail);
+        if (!base)
+            rc = LCH_ENOMEM; /* the old block is untouched */
+        else
+            e->block = base;
+    } else if (e->store == ST_BUFFER &&
+               LCH__COMPACT_OFF + tail > LCH__COMPACT_MAX) {
+        /* Embedded: the exact size class (a move, unless already there). */
+        void *base = NULL;
+        rc = lch_buffer_resize(e->buf, LCH__EMBED_OFF + tail, &base);
         if (rc == LCH_OK) {
-            memcpy((uint8_t *)base + LCH__EMBED_OFF, e->scratch, len);
-            e->buf = b;
+            lch__encoded_embed(base, e->buf, len, e->nrefs);
+            v = base;
+            flat = (uint8_t *)base + LCH__EMBED_OFF;
+            e->buf = NULL; /* the value's now */
         }
-    } else {
-        /* Shrink (or grow by the side table) to the exact size; free for
-         * small buffers, a realloc for larger ones. */
-        rc = lch_buffer_resize(e->buf, total, &base);
+    } else if (e->store != ST_HEAP) {
+        /* From the scratch, or a buffer that the hint made too large:
+         * one block of exactly the right size, and a copy. */
+        rc = lch__encoded_alloc(len, e->nrefs, &v, &flat);
+        if (rc == LCH_OK)
+            memcpy(flat, e->data, len);
     }
     if (rc != LCH_OK) {
-        fail(e, LCH_ENOMEM);
+        fail(e, rc);
         release_all(e);
-        return LCH_ENOMEM;
+        return rc;
     }
-
-    struct lch_encoded *v = base;
-    uint8_t *flat = (uint8_t *)base + LCH__EMBED_OFF;
-    lch_object **refs = (lch_object **)(void *)(flat + len);
+    if (e->store == ST_HEAP) {
+        v = e->block;
+        flat = (uint8_t *)v + LCH__COMPACT_OFF;
+        lch__object_init(&v->hdr, &lch__encoded_type, LCH__ENC_COMPACT);
+        e->block = NULL; /* the value's now */
+    }
     if (e->nrefs)
-        memcpy(refs, e->refs, e->nrefs * sizeof *refs);
-    v->buf = e->buf;
-    v->data = flat;
-    v->len = len;
-    v->refs = refs;
-    v->nrefs = e->nrefs;
-    v->data_off = LCH__EMBED_OFF;
-    lch__object_init(&v->hdr, &lch__encoded_type, LCH__OBJ_SELF_FREE);
+        memcpy(flat + len, e->refs, e->nrefs * sizeof(lch_object *));
 
-    /* The encoded value owns the buffer and the references now. */
+    /* The encoded value owns its storage and the references now. */
+    if (e->store == ST_BUFFER)
+        lch_buffer_unref(e->buf); /* NULL if embedded: the copy's source */
+    e->buf = NULL;
+    e->store = ST_SCRATCH;
+    e->data = (uint8_t *)e->scratch;
+    e->cap = 0;
     if (e->refs != e->refs_inline)
         lch__free(e->refs);
     e->refs = e->refs_inline;
     e->nrefs = 0;
-    e->buf = NULL;
     e->active = false;
     *out = v;
+    return LCH_OK;
+}
+
+int lch_enc_finish_flat(lch_enc *enc, size_t *len)
+{
+    if (len)
+        *len = 0;
+    int rc = finish_check(enc, len != NULL, true);
+    if (rc != LCH_OK)
+        return rc;
+    struct enc *e = E(enc);
+    size_t n = e->pos;
+    /* Out of the scratch into the caller's memory, or trimmed there. */
+    if (e->store != ST_SINK || e->cap != n)
+        rc = move_to(e, n);
+    if (rc != LCH_OK) {
+        fail(e, rc);
+        release_all(e);
+        return rc;
+    }
+    e->store = ST_SCRATCH; /* the area is the caller's */
+    e->data = (uint8_t *)e->scratch;
+    e->active = false;
+    *len = n;
     return LCH_OK;
 }
 

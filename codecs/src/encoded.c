@@ -1,25 +1,22 @@
-/* encoded.c: the lch_encoded object (LCH_TYPE_ENCODED): flat bytes in a
- * shared buffer plus a side table of object references, immutable once made.
+/* encoded.c: the lch_encoded object (LCH_TYPE_ENCODED): flat bytes plus a
+ * side table of object references, immutable once made.
  *
- * Two layouts (struct lch_encoded in codec_impl.h):
- *   embedded  made by the encoder or lch_encoded_from_bytes: the struct, the
- *             flat bytes and the side table share one buffer's data block,
- *             and the object is LCH__OBJ_SELF_FREE: destroy drops the buffer,
- *             which frees the struct with it;
- *   external  made by lch_encoded_from_buffer: the struct and side table are
- *             one lch__malloc block (freed by object.c after destroy), and
- *             the flat bytes are the caller's buffer, referenced.
- * Either way destroy releases each side-table reference exactly once and then
- * the buffer. */
+ * Three layouts (compact, embedded, external: codec_impl.h, above struct
+ * lch_encoded). Whatever the layout, destroy releases each side-table
+ * reference exactly once and then the storage of the flat bytes. */
 #include "codec_impl.h"
 
 static void encoded_destroy(lch_object *obj)
 {
     lch_encoded *e = (lch_encoded *)obj;
-    for (size_t i = 0; i < e->nrefs; i++)
-        lch_object_unref(e->refs[i]);
-    /* Last: when embedded, this frees the memory `e` lives in. */
-    lch_buffer_unref(e->buf);
+    lch_object *const *refs = lch__enc_refs(e);
+    size_t n = lch__enc_nrefs(e);
+    for (size_t i = 0; i < n; i++)
+        lch_object_unref(refs[i]);
+    /* Compact: object.c frees the block after this returns. Otherwise,
+     * last: when embedded, this frees the memory `e` lives in. */
+    if (!(e->hdr.flags & LCH__ENC_COMPACT))
+        lch_buffer_unref(((struct lch__encoded_ext *)e)->buf);
 }
 
 const lch_type lch__encoded_type = {LCH_TYPE_ENCODED, "encoded",
@@ -31,6 +28,41 @@ static void set_err(lch_codec_error *err, const char *msg)
         err->offset = 0;
         err->msg = msg;
     }
+}
+
+int lch__encoded_alloc(size_t len, size_t nrefs, lch_encoded **out,
+                       uint8_t **flat)
+{
+    size_t tail = len + nrefs * sizeof(lch_object *);
+    if (LCH__COMPACT_OFF + tail <= LCH__COMPACT_MAX) {
+        lch_encoded *e = lch__malloc(LCH__COMPACT_OFF + tail);
+        if (!e)
+            return LCH_ENOMEM;
+        lch__object_init(&e->hdr, &lch__encoded_type, LCH__ENC_COMPACT);
+        *out = e;
+        *flat = (uint8_t *)(e + 1);
+        return LCH_OK;
+    }
+    lch_buffer *b = NULL;
+    void *base = NULL;
+    int rc = lch_buffer_new_uninit(&b, LCH__EMBED_OFF + tail, &base);
+    if (rc != LCH_OK)
+        return rc;
+    lch__encoded_embed(base, b, len, nrefs);
+    *out = base;
+    *flat = (uint8_t *)base + LCH__EMBED_OFF;
+    return LCH_OK;
+}
+
+void lch__encoded_embed(void *base, lch_buffer *b, size_t len, size_t nrefs)
+{
+    struct lch__encoded_ext *x = base;
+    uint8_t *flat = (uint8_t *)base + LCH__EMBED_OFF;
+    x->buf = b;
+    x->data = flat;
+    x->refs = nrefs ? (lch_object **)(void *)(flat + len) : NULL;
+    x->data_off = LCH__EMBED_OFF;
+    lch__object_init(&x->base.hdr, &lch__encoded_type, LCH__OBJ_SELF_FREE);
 }
 
 int lch_encoded_from_bytes(lch_encoded **out, const void *data, size_t len,
@@ -46,23 +78,14 @@ int lch_encoded_from_bytes(lch_encoded **out, const void *data, size_t len,
     int rc = lch__validate(data, len, NULL, 0, err);
     if (rc != LCH_OK)
         return rc;
-    lch_buffer *b = NULL;
-    void *base = NULL;
-    rc = lch_buffer_new_uninit(&b, LCH__EMBED_OFF + len, &base);
+    lch_encoded *e = NULL;
+    uint8_t *flat = NULL;
+    rc = lch__encoded_alloc(len, 0, &e, &flat);
     if (rc != LCH_OK) {
         set_err(err, "");
         return rc;
     }
-    lch_encoded *e = base;
-    uint8_t *flat = (uint8_t *)base + LCH__EMBED_OFF;
     memcpy(flat, data, len);
-    e->buf = b;
-    e->data = flat;
-    e->len = len;
-    e->refs = NULL;
-    e->nrefs = 0;
-    e->data_off = LCH__EMBED_OFF;
-    lch__object_init(&e->hdr, &lch__encoded_type, LCH__OBJ_SELF_FREE);
     *out = e;
     return LCH_OK;
 }
@@ -84,7 +107,8 @@ int lch_encoded_from_buffer(lch_encoded **out, lch_buffer *flat,
         return rc;
     set_err(err, "");
     /* nrefs <= len / 9 after validation: no overflow below. */
-    lch_encoded *e = lch__malloc(sizeof *e + nrefs * sizeof(lch_object *));
+    struct lch__encoded_ext *e =
+        lch__malloc(sizeof *e + nrefs * sizeof(lch_object *));
     if (!e)
         return LCH_ENOMEM;
     lch_object **table = (lch_object **)(void *)(e + 1);
@@ -109,23 +133,29 @@ int lch_encoded_from_buffer(lch_encoded **out, lch_buffer *flat,
     }
     e->buf = flat;
     e->data = data;
-    e->len = len;
     e->refs = table;
-    e->nrefs = nrefs;
     e->data_off = (size_t)(data - (const uint8_t *)lch_buffer_data(flat));
-    lch__object_init(&e->hdr, &lch__encoded_type, 0);
-    *out = e;
+    lch__object_init(&e->base.hdr, &lch__encoded_type, 0);
+    *out = &e->base;
     return LCH_OK;
 }
 
 const void *lch_encoded_data(const lch_encoded *e)
 {
-    return e ? e->data : NULL;
+    return e ? lch__enc_data(e) : NULL;
 }
 
 size_t lch_encoded_len(const lch_encoded *e)
 {
-    return e ? e->len : 0;
+    return e ? lch__enc_len(e) : 0;
+}
+
+/* Release of the buffer lch_encoded_buffer makes over a compact value. */
+static void release_encoded(void *ctx, void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    lch_encoded_unref(ctx);
 }
 
 int lch_encoded_buffer(lch_encoded *e, lch_buffer **out)
@@ -134,28 +164,41 @@ int lch_encoded_buffer(lch_encoded *e, lch_buffer **out)
         *out = NULL;
     if (!e || !out)
         return LCH_EINVAL;
-    if (e->data_off == 0 && e->len == lch_buffer_len(e->buf)) {
-        int rc = lch_buffer_ref(e->buf);
-        if (rc == LCH_OK)
-            *out = e->buf;
+    const uint8_t *data = lch__enc_data(e);
+    size_t len = lch__enc_len(e);
+    if (e->hdr.flags & LCH__ENC_COMPACT) {
+        /* No buffer underneath: one that keeps the value alive. */
+        int rc = lch_encoded_ref(e);
+        if (rc != LCH_OK)
+            return rc;
+        rc = lch_buffer_adopt(out, data, len, release_encoded, e);
+        if (rc != LCH_OK)
+            lch_encoded_unref(e); /* not the last reference: the caller's */
         return rc;
     }
-    return lch_buffer_slice(out, e->buf, e->data_off, e->len);
+    const struct lch__encoded_ext *x = (const struct lch__encoded_ext *)e;
+    if (x->data_off == 0 && len == lch_buffer_len(x->buf)) {
+        int rc = lch_buffer_ref(x->buf);
+        if (rc == LCH_OK)
+            *out = x->buf;
+        return rc;
+    }
+    return lch_buffer_slice(out, x->buf, x->data_off, len);
 }
 
 size_t lch_encoded_nrefs(const lch_encoded *e)
 {
-    return e ? e->nrefs : 0;
+    return e ? lch__enc_nrefs(e) : 0;
 }
 
 lch_object *lch_encoded_ref_at(const lch_encoded *e, size_t i)
 {
-    return e && i < e->nrefs ? e->refs[i] : NULL;
+    return e && i < lch__enc_nrefs(e) ? lch__enc_refs(e)[i] : NULL;
 }
 
 lch_vtype lch_encoded_type(const lch_encoded *e)
 {
-    return e ? (lch_vtype)lch__wire_vtype[e->data[LCH__HDR_TYPE]]
+    return e ? (lch_vtype)lch__wire_vtype[lch__enc_data(e)[LCH__HDR_TYPE]]
              : LCH_V_INVALID;
 }
 

@@ -28,10 +28,11 @@ int lch_encoded_view(const lch_encoded *e, lch_view *out)
 {
     if (!e || !out)
         return LCH_EINVAL;
-    out->types_ = e->data + LCH__HDR_TYPE;
-    out->slots_ = e->data + LCH__HDR_SLOT;
-    out->base_ = e->data;
-    out->refs_ = e->refs;
+    const uint8_t *data = lch__enc_data(e);
+    out->types_ = data + LCH__HDR_TYPE;
+    out->slots_ = data + LCH__HDR_SLOT;
+    out->base_ = data;
+    out->refs_ = lch__enc_refs(e);
     out->count_ = 1;
     out->ctype_ = LCH_V_INVALID;
     return LCH_OK;

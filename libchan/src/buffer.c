@@ -32,11 +32,18 @@
  * MALLOC_MMAP_THRESHOLD_), not before it has adapted, and not for other
  * allocators behind the hook. Blocks of LCH_BUFFER_CACHE_MIN bytes and more
  * are therefore rounded up to a size class and kept when their buffer dies:
- *   - size classes: 64 KiB, then four per power of two (2^p * 5/4, 6/4, 7/4,
- *     8/4): at most 25% of a request is padding, power-of-two sizes (1 MiB,
- *     16 MiB) fit exactly, and a class index is computed with one clz. A
- *     block whose class exceeds the cache limit is never cacheable, so it is
- *     allocated at its exact size instead (a huge buffer pays no padding).
+ *   - size classes: 64 KiB, then 64 per power of two (2^p * 65/64, 66/64,
+ *     ..., 128/64): less than 1/64 of a request is padding, power-of-two
+ *     sizes (1 MiB, 16 MiB) fit exactly, and a class index is computed with
+ *     one clz. Fine classes keep a buffer that stays alive (a backlog of
+ *     queued values, each holding one) within 5% of its length, page
+ *     rounding of a mapped block included (< 1/64 + 4 KiB, and 4 KiB is 1/32
+ *     of the smallest mapped block, 128 KiB); four classes per power of two
+ *     cost up to 25%. The price is that only equal-sized requests (within
+ *     1/64) share idle blocks, which is what repeated messages of one size
+ *     do. A block whose class exceeds the cache limit is never cacheable, so
+ *     it is allocated at its exact size instead (a huge buffer pays no
+ *     padding).
  *   - policy: idle blocks of a class are reused newest first (their pages are
  *     the likeliest to be warm); the cache holds at most `limit` idle bytes
  *     (class capacities) and evicts the least recently freed block of any
@@ -119,7 +126,8 @@ static inline unsigned char *align_up(void *p)
 /* ---- size classes -------------------------------------------------------- */
 
 #define CLASS_MIN_SHIFT 16 /* LCH_BUFFER_CACHE_MIN == 1 << 16 */
-#define CLASS_SUB 4        /* classes per power of two */
+#define CLASS_SUB_SHIFT 6  /* 64 classes per power of two */
+#define CLASS_SUB (1u << CLASS_SUB_SHIFT)
 /* Up to class_of(LCH_BUFFER_MAX_LEN): 2^63 on 64-bit, 2^31 on 32-bit. */
 #define NCLASSES                                                               \
     ((sizeof(size_t) * 8 - 1 - CLASS_MIN_SHIFT) * CLASS_SUB + 1)
@@ -135,7 +143,7 @@ static inline unsigned floor_log2(size_t x)
 
 /* Class of a request of s >= LCH_BUFFER_CACHE_MIN bytes; *cap gets the
  * class's capacity (>= s). Class 0 is 64 KiB; above it, for 2^p < s <=
- * 2^(p+1), the capacities are m * 2^(p-2) for m = 5..8. */
+ * 2^(p+1), the capacities are m * 2^(p-6) for m = 65..128. */
 static uint32_t class_of(size_t s, size_t *cap)
 {
     if (s <= LCH_BUFFER_CACHE_MIN) {
@@ -143,8 +151,8 @@ static uint32_t class_of(size_t s, size_t *cap)
         return 0;
     }
     unsigned p = floor_log2(s - 1); /* 2^p < s <= 2^(p+1), p >= 16 */
-    size_t step = (size_t)1 << (p - 2);
-    size_t m = (s - 1) / step + 1; /* 5..8 */
+    size_t step = (size_t)1 << (p - CLASS_SUB_SHIFT);
+    size_t m = (s - 1) / step + 1; /* CLASS_SUB + 1 .. 2 * CLASS_SUB */
     *cap = m * step;
     return (uint32_t)((p - CLASS_MIN_SHIFT) * CLASS_SUB + (m - CLASS_SUB));
 }
@@ -155,7 +163,7 @@ static size_t class_cap(uint32_t cls)
         return LCH_BUFFER_CACHE_MIN;
     unsigned p = CLASS_MIN_SHIFT + (cls - 1) / CLASS_SUB;
     size_t m = CLASS_SUB + 1 + (cls - 1) % CLASS_SUB;
-    return m << (p - 2);
+    return m << (p - CLASS_SUB_SHIFT);
 }
 
 /* ---- the large-block cache ----------------------------------------------- */
@@ -652,11 +660,11 @@ int lch_buffer_resize(lch_buffer *b, size_t len, void **data)
             size_t cap;
             uint32_t cls = class_of(len, &cap);
             /* Stay put in the same class; an exact-size block (made while
-             * its class was above the cache limit) stays put while at most
-             * a quarter of it would be unused, like a class block. */
+             * its class was above the cache limit) stays put while less
+             * than 1/64 of it would be unused, like a class block. */
             size_t bcap = b->u.own.cap;
             if (b->u.own.cls == NO_CLASS
-                    ? len <= bcap && len >= bcap - bcap / 4
+                    ? len <= bcap && len >= bcap - bcap / CLASS_SUB
                     : cls == b->u.own.cls) {
                 b->len = len;
                 *data = b->data;

@@ -1,5 +1,7 @@
 /* channel.c: channels = a queue engine (ring.c if bounded, list.c if not) +
- * blocking (spin, then park on a futex wait queue) + close + lifetime.
+ * blocking (spin, then park on a futex wait queue) + close + lifetime; and,
+ * in select.c (compiled here), select over several channels and the fd
+ * waiter's try-or-arm calls.
  *
  * Each channel has two wait queues: receivers park on recv_wq until values
  * arrive; senders of a bounded channel park on send_wq until slots free up.
@@ -79,6 +81,7 @@ int lch_channel_create_opts(lch_channel **out, const lch_channel_opts *opts)
     ch->capacity = opts->capacity;
     ch->spin_ns = opts->spin_ns < 0 ? LCH_DEFAULT_SPIN_NS : opts->spin_ns;
     ch->user_flags = opts->user_flags;
+    ch->user_value = opts->user_value;
     if (opts->name) {
         ch->name = lch__malloc(name_len + 1);
         if (!ch->name) {
@@ -264,10 +267,12 @@ static LCH__NOINLINE int wait_op(lch_channel *ch, struct op_args *a,
         }
     }
 
-    /* Park. Every enqueue is matched by exactly one cancel or park. */
+    /* Park. Every enqueue is matched by exactly one cancel. */
     unsigned step = 0;
     for (;;) {
-        struct lch__waiter w;
+        struct lch__sink sink;
+        struct lch__wnode w = {.sink = &sink, .tag = 0};
+        atomic_init(&sink.state, LCH__S_QUEUED);
         uint64_t flag_pos = lch__waitq_enqueue(wq, &w);
         rc = try_op(ch, a);
         if (rc == LCH_EAGAIN && !may_park(ch, a->op, flag_pos)) {
@@ -280,7 +285,11 @@ static LCH__NOINLINE int wait_op(lch_channel *ch, struct op_args *a,
             if (lch__waitq_cancel(wq, &w))
                 lch__waitq_notify(wq, 1);
         } else {
-            int prc = lch__waitq_park(wq, &w, deadline);
+            int prc = lch__sink_park(&sink, deadline);
+            /* Timed out or interrupted, but picked before we could leave:
+             * that is a wake-up like any other. */
+            if (lch__waitq_cancel(wq, &w))
+                prc = LCH_OK;
             /* Whatever woke us, look once more: a wake-up that finds
              * nothing means somebody else took the progress it announced. */
             rc = try_op(ch, a);
@@ -411,6 +420,11 @@ void lch__channel_after_fork_child(lch_channel *ch)
         atomic_store_explicit(&wqs[i]->waiters, 0, memory_order_relaxed);
         atomic_store_explicit(&wqs[i]->lock, 0, memory_order_relaxed);
         wqs[i]->head = wqs[i]->tail = NULL;
+        wqs[i]->rhead = wqs[i]->rtail = NULL;
+        /* Bounded: nobody waits here any more, so claims need not report. */
+        if (wqs[i]->flag_word)
+            atomic_fetch_and_explicit(wqs[i]->flag_word, ~wqs[i]->flag_bit,
+                                      memory_order_relaxed);
     }
 }
 
@@ -451,3 +465,12 @@ uint32_t lch_channel_user_flags(const lch_channel *ch)
 {
     return ch ? ch->user_flags : 0;
 }
+
+int64_t lch_channel_user_value(const lch_channel *ch)
+{
+    return ch ? ch->user_value : 0;
+}
+
+/* Select and the fd waiter's try-or-arm calls drive try_op, after_op and
+ * may_park above: compiled here for the same reason as the engines. */
+#include "select.c"

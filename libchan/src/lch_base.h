@@ -71,7 +71,10 @@ _Noreturn void lch__panic(const char *msg);
 enum {
     LCH__OBJ_COUNTED = 1u << 0,   /* included in lch__live_objects */
     LCH__OBJ_SELF_FREE = 1u << 1, /* type's destroy frees the memory */
-    LCH__OBJ_USER = 1u << 2       /* made by lch_object_new: has a payload */
+    LCH__OBJ_USER = 1u << 2,      /* made by lch_object_new: has a payload */
+    /* Bits from here up are the type's own (a layout variant, say): the
+     * core never reads them. */
+    LCH__OBJ_TYPE_FLAG0 = 1u << 16
 };
 
 struct lch_object {

@@ -1,15 +1,18 @@
 /* lch_impl.h: the channel internals the core's files share (on top of
  * lch_base.h, which the codecs use too); nothing outside libchan/src sees it.
  *
- * It holds the futex wait queue (wait.c), the two queue engines behind a
- * channel (a bounded ring in ring.c and an unbounded segmented list in
- * list.c), the channel struct (channel.c) and the registry (registry.c).
+ * It holds the wait queue (wait.c), the fd waiter's registrations
+ * (waiter.c), the two queue engines behind a channel (a bounded ring in
+ * ring.c and an unbounded segmented list in list.c), the channel struct
+ * (channel.c, with select.c) and the registry (registry.c).
  *
  * Process-global state of the core, all of it:
  *   alloc.c     lch__alloc_hooks      the installed allocator
  *   object.c    lch__track_objects, lch__live_objects   object counting
  *   wait.c      lch__futex_waits/wakes                  syscall counters
+ *   waiter.c    lch__fd_signals                         eventfd writes
  *   channel.c   lch__next_channel_id  id source
+ *   select.c    sel_rng (thread-local)                  case order of select
  *   registry.c  by_id, by_name        cds_lfht tables (urcu-bp flavor)
  *   buffer.c    cache                 idle large blocks, under cache.lock
  */
@@ -22,34 +25,55 @@
 #include "lch_base.h"
 #include "libchan/libchan.h"
 
-/* ---- futex wait queue (wait.c) ------------------------------------------- */
+/* ---- wait queues (wait.c) ------------------------------------------------ */
 
-/* A parked thread: lives on the waiter's stack from enqueue until
- * lch__waitq_park returns. */
-struct lch__waiter {
-    struct lch__waiter *next, *prev; /* FIFO links, under the queue lock */
-    bool linked;                     /* still in the FIFO, under the lock */
-    _Atomic uint32_t state;          /* futex word: LCH__W_* */
+/* What a blocked thread sleeps on, on its stack for one blocking call. A
+ * send or receive queues one node pointing at it; a select queues one node
+ * per case, all pointing at the same sink, and the first notifier to mark
+ * it wins: later notifiers skip its other nodes and wake someone else. */
+struct lch__sink {
+    /* futex word: LCH__S_QUEUED, LCH__S_SLEEPING, or LCH__S_SIGNALED with
+     * the winning node's tag above LCH__S_TAG_SHIFT */
+    _Atomic uint32_t state;
 };
 
-enum { LCH__W_QUEUED = 0, LCH__W_SLEEPING = 1, LCH__W_SIGNALED = 2 };
+enum { LCH__S_QUEUED = 0, LCH__S_SLEEPING = 1, LCH__S_SIGNALED = 2 };
+#define LCH__S_TAG_SHIFT 8
+#define LCH__S_TAG(state) ((size_t)((state) >> LCH__S_TAG_SHIFT))
+
+/* A node in one wait queue. A thread's node lives on its stack from enqueue
+ * until cancel; an fd waiter's registration (struct lch__reg, waiter.c)
+ * embeds one. Notifiers unlink and mark nodes under the queue lock, so once
+ * lch__waitq_cancel has taken that lock, no notifier touches the node. */
+struct lch__wnode {
+    struct lch__wnode *next, *prev; /* FIFO links, under the queue lock */
+    struct lch__sink *sink; /* a thread's sink; NULL: an fd registration */
+    uint32_t tag;           /* reported in the sink (select: the case) */
+    bool linked;            /* in the FIFO, under the queue lock */
+};
 
 /* One side's waiters: receivers waiting for values, or senders for room.
+ * Parked threads wait in FIFO order and a notification of n wakes the n
+ * oldest (skipping selects already woken through another channel); fd
+ * registrations are separate and every notification signals all of them,
+ * since each belongs to an event loop that retries on its own (so a loop
+ * that lost interest never swallows a wake-up meant for a thread).
  *
  * Two ways to tell a notifier that someone is waiting:
  *   - `waiters`, read after a seq_cst fence (lch__waitq_notify): the
  *     unbounded engine uses this;
  *   - a flag bit inside the position word the other side claims with a CAS
  *     anyway (`flag_word`, `flag_bit`): the bounded ring uses this, so its
- *     fast path has no fence. The bit is set while the FIFO is non-empty,
- *     changed only under the lock. A claim that did not see it was made
- *     before the bit was set, at a position below `flag_pos` (the word's
- *     position when it was set), so a waiter may park only once the other
- *     side's progress has passed flag_pos (see channel.c). */
+ *     fast path has no fence. The bit is set while either FIFO is
+ *     non-empty, changed only under the lock. A claim that did not see it
+ *     was made before the bit was set, at a position below `flag_pos` (the
+ *     word's position when it was set), so a waiter may park only once the
+ *     other side's progress has passed flag_pos (see channel.c). */
 struct lch__waitq {
-    _Atomic uint32_t waiters;  /* linked waiters; read lock-free by notify */
-    _Atomic uint32_t lock;     /* spinlock over the FIFO (slow path only) */
-    struct lch__waiter *head, *tail;
+    _Atomic uint32_t waiters;  /* linked nodes of both kinds; read lock-free */
+    _Atomic uint32_t lock;     /* spinlock over the FIFOs (slow path only) */
+    struct lch__wnode *head, *tail;   /* parked threads, oldest first */
+    struct lch__wnode *rhead, *rtail; /* fd registrations */
     _Atomic uint64_t *flag_word; /* NULL: counter mode; fixed at creation */
     uint64_t flag_bit;
     uint64_t flag_pos; /* under the lock: position when the bit was set */
@@ -58,10 +82,11 @@ struct lch__waitq {
 void lch__waitq_wake_slow(struct lch__waitq *wq, int n);
 
 /* Called after making progress (values published, or slots freed): wake up
- * to n parked threads, oldest first. Makes no system call unless a waiter
- * is queued. The seq_cst fence pairs with the one in lch__waitq_enqueue:
- * either this load sees the waiter, or the waiter's re-check sees the
- * progress (store-buffering is forbidden between two seq_cst fences). */
+ * to n parked threads, oldest first, and signal every fd registration.
+ * Makes no system call unless a waiter is queued. The seq_cst fence pairs
+ * with the one in lch__waitq_enqueue: either this load sees the waiter, or
+ * the waiter's re-check sees the progress (store-buffering is forbidden
+ * between two seq_cst fences). */
 static inline void lch__waitq_notify(struct lch__waitq *wq, int n)
 {
     atomic_thread_fence(memory_order_seq_cst);
@@ -70,21 +95,61 @@ static inline void lch__waitq_notify(struct lch__waitq *wq, int n)
         lch__waitq_wake_slow(wq, n);
 }
 
-/* Queue `w` as a waiter. The caller must re-check its condition after this
- * and then either lch__waitq_park() or lch__waitq_cancel(). Returns the
- * flag position (flag mode; 0 in counter mode): before parking, the caller
- * must see the other side's progress at or past it. */
-uint64_t lch__waitq_enqueue(struct lch__waitq *wq, struct lch__waiter *w);
-/* Leave the queue without parking. Returns true if a notifier had already
- * picked `w` (the caller then owes nothing: it re-checks anyway). */
-bool lch__waitq_cancel(struct lch__waitq *wq, struct lch__waiter *w);
-/* Sleep until signalled, the deadline (absolute CLOCK_MONOTONIC ns, < 0 for
- * none) passes, or a signal handler runs; always leaves the queue. Returns
- * LCH_OK (signalled), LCH_ETIMEDOUT or LCH_EINTR. */
-int lch__waitq_park(struct lch__waitq *wq, struct lch__waiter *w,
-                    int64_t deadline_ns);
+/* Queue `w` (its sink and tag set; sink NULL for a registration). The
+ * caller must re-check its condition after this and then either park or
+ * lch__waitq_cancel(). Returns the flag position (flag mode; 0 in counter
+ * mode): before parking, the caller must see the other side's progress at
+ * or past it. */
+uint64_t lch__waitq_enqueue(struct lch__waitq *wq, struct lch__wnode *w);
+/* Leave the queue. Returns true if a notifier had already taken `w` out
+ * (a thread node: its sink was marked, or skipped as already marked; a
+ * registration: it fired). Afterwards no notifier touches `w`. */
+bool lch__waitq_cancel(struct lch__waitq *wq, struct lch__wnode *w);
+/* A registration that must not wait (a peer is mid-operation, see
+ * channel.c): fire it now, as a notifier would, if it is still queued. */
+void lch__waitq_fire(struct lch__waitq *wq, struct lch__wnode *w);
+/* Sleep until the sink is signalled, the deadline (absolute CLOCK_MONOTONIC
+ * ns, < 0 for none) passes, or a signal handler runs. Returns LCH_OK
+ * (signalled), LCH_ETIMEDOUT or LCH_EINTR; the nodes stay queued (cancel
+ * them, then read the sink: it may have been signalled meanwhile). */
+int lch__sink_park(struct lch__sink *s, int64_t deadline_ns);
 
 int64_t lch__now_ns(void); /* CLOCK_MONOTONIC */
+
+/* ---- fd waiters (waiter.c) ------------------------------------------------
+ * An lch_waiter (libchan/select.h) owns an eventfd and one registration per
+ * (channel, direction) it is armed on. A registration is queued on the
+ * channel's wait queue like a thread; a notifier that takes it out (under
+ * the queue lock) pushes it on the waiter's `fired` stack and makes the fd
+ * readable, with one write per burst (`pending`, as libuv's uv_async_send).
+ * The owner's lch_waiter_take drains the fd, then collects the stack. */
+struct lch__reg {
+    struct lch__wnode node;  /* in ch's recv_wq or send_wq (sink NULL) */
+    struct lch__reg *fnext;  /* fired stack, then the owner's collected list */
+    lch_waiter *owner;
+    lch_channel *ch;         /* one reference, for as long as the reg exists */
+    uint64_t key;            /* ch's id << 1 | 1 for the send side */
+};
+
+/* Under the queue lock, for a registration a notifier just unlinked: push
+ * it on its waiter's fired stack. Returns the waiter if the fd must be
+ * written (pass it to lch__waiter_signal after unlocking), else NULL. */
+lch_waiter *lch__reg_fired(struct lch__wnode *node);
+/* Outside any lock: make the fd readable and release the notifier's claim
+ * on the waiter taken by lch__reg_fired. */
+void lch__waiter_signal(lch_waiter *w);
+
+/* For select.c (the owner's thread): the registration of (ch, send) on w.
+ * Returns 1 with *out set if w is already armed there (queued, or fired and
+ * not yet taken: either way its fd will be readable), 0 with *out a new
+ * registration (holding a reference to ch, not yet queued: the caller
+ * queues it), or LCH_ENOMEM / LCH_EOVERFLOW. */
+int lch__waiter_reg(lch_waiter *w, lch_channel *ch, bool send,
+                    struct lch__reg **out);
+/* Forget a registration the caller has cancelled: if it fired (cancel
+ * returned true) it is reclaimed from the fired stack first. Releases the
+ * channel reference and frees it. Owner's thread. */
+void lch__waiter_reg_drop(lch_waiter *w, struct lch__reg *r, bool fired);
 
 static inline void lch__cpu_relax(void)
 {
@@ -176,6 +241,7 @@ struct lch_channel {
     size_t capacity;   /* as requested; 0 = unbounded (list engine) */
     int64_t spin_ns;
     uint32_t user_flags; /* opaque to libchan (lch_channel_opts) */
+    int64_t user_value;  /* likewise */
     char *name;        /* NULL or owned copy; freed after a grace period */
     _Atomic bool discarding; /* close_now ran: receives fail at once */
     _Atomic bool published;  /* in both registry maps: lookups may see it */
@@ -208,8 +274,9 @@ void lch__registry_remove_and_free(lch_channel *ch,
 /* Wait for every deferred free to have run. */
 void lch__registry_barrier(void);
 
-/* Debug counters (wait.c) */
+/* Debug counters (wait.c, waiter.c) */
 extern _Atomic uint64_t lch__futex_waits;
 extern _Atomic uint64_t lch__futex_wakes;
+extern _Atomic uint64_t lch__fd_signals;
 
 #endif /* LCH_IMPL_H */

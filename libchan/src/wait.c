@@ -1,12 +1,19 @@
-/* wait.c: the platform layer of blocking: the monotonic clock, the futex
- * wait queue behind every blocking call, the backoff used while a peer is
- * mid-operation, and the debug counters.
+/* wait.c: the platform layer of blocking: the monotonic clock, the wait
+ * queue behind every blocking call and every fd waiter, the backoff used
+ * while a peer is mid-operation, and the debug counters.
  *
- * A wait queue is a FIFO of waiter nodes, each with its own futex word,
- * guarded by a spinlock that only slow paths take (a waiter queueing or
- * leaving, a notifier that saw waiters). A notifier unlinks the nodes it
- * wakes, so each parked thread is woken once, and makes the futex call only
- * if that thread really went to sleep (state SLEEPING, not just QUEUED).
+ * A wait queue holds two FIFOs of nodes under one spinlock that only slow
+ * paths take (a waiter queueing or leaving, a notifier that saw waiters):
+ *   - threads: each node points at its thread's sink, a futex word on the
+ *     thread's stack (a select queues one node per case, all on one sink);
+ *   - fd registrations (waiter.c), each signalling an lch_waiter's eventfd.
+ * A notifier unlinks the nodes it wakes and marks their sinks while it
+ * holds the lock, so a woken node is never woken again, a select's sink is
+ * marked once (its other nodes are skipped, and the next thread is woken
+ * instead), and a waiter that takes the lock to leave knows that no
+ * notifier will touch its node afterwards. Only the futex call (when the
+ * thread really went to sleep: SLEEPING, not just QUEUED) and the eventfd
+ * write happen after the lock is released.
  *
  * How a notifier learns that someone waits (see struct lch__waitq):
  *   counter mode (unbounded channels):
@@ -17,10 +24,10 @@
  *     before the bit cannot see it, so the waiter parks only once they are
  *     behind it (channel.c, may_park).
  * Either way, the notifier sees the waiter or the waiter's re-check sees
- * what was published. A node stays on its owner's stack until park/cancel returns,
- * and neither returns while a notifier that unlinked it has yet to mark it
- * SIGNALED, so the notifier never writes to a dead frame (its futex call may
- * hit a reused address; that is a spurious wake-up, which park tolerates). */
+ * what was published. A thread's futex word stays on its stack only until
+ * its blocking call returns, so a futex wake issued after the lock was
+ * released may hit a reused address; that is a spurious wake-up, which
+ * lch__sink_park tolerates. */
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -54,16 +61,18 @@ static void wq_unlock(struct lch__waitq *wq)
     atomic_store_explicit(&wq->lock, 0, memory_order_release);
 }
 
-static void wq_unlink(struct lch__waitq *wq, struct lch__waiter *w)
+static void wq_unlink(struct lch__waitq *wq, struct lch__wnode *w)
 {
+    struct lch__wnode **head = w->sink ? &wq->head : &wq->rhead;
+    struct lch__wnode **tail = w->sink ? &wq->tail : &wq->rtail;
     if (w->prev)
         w->prev->next = w->next;
     else
-        wq->head = w->next;
+        *head = w->next;
     if (w->next)
         w->next->prev = w->prev;
     else
-        wq->tail = w->prev;
+        *tail = w->prev;
     w->linked = false;
     /* Relaxed: the count is re-read under the lock; outside it, notify only
      * uses it to skip work, and the seq_cst fences cover the race that
@@ -71,52 +80,88 @@ static void wq_unlink(struct lch__waitq *wq, struct lch__waiter *w)
     atomic_fetch_sub_explicit(&wq->waiters, 1, memory_order_relaxed);
     /* Flag mode: nobody left, so claims need not report to us any more.
      * Relaxed: the bit only selects whether a claimer takes this lock. */
-    if (!wq->head && wq->flag_word)
+    if (!wq->head && !wq->rhead && wq->flag_word)
         atomic_fetch_and_explicit(wq->flag_word, ~wq->flag_bit,
                                   memory_order_relaxed);
 }
 
+/* Under the lock: mark the sink of a thread node just unlinked. False if
+ * it was already marked (a select woken through another of its cases):
+ * then this node wakes nobody. *sleeping tells whether the thread is (about
+ * to be) in FUTEX_WAIT and needs the system call. */
+static bool sink_mark(struct lch__wnode *w, bool *sleeping)
+{
+    struct lch__sink *s = w->sink;
+    uint32_t old = atomic_load_explicit(&s->state, memory_order_relaxed);
+    uint32_t mark = LCH__S_SIGNALED | (w->tag << LCH__S_TAG_SHIFT);
+    do {
+        if (old & LCH__S_SIGNALED)
+            return false;
+        /* acq_rel: release makes our progress visible to the woken thread
+         * (its acquire load of the state); acquire pairs with its SLEEPING
+         * CAS so we know it may be asleep. */
+    } while (!atomic_compare_exchange_weak_explicit(
+        &s->state, &old, mark, memory_order_acq_rel, memory_order_relaxed));
+    *sleeping = old == LCH__S_SLEEPING;
+    return true;
+}
+
+#define WAKE_BATCH 16
+
 LCH__NOINLINE void lch__waitq_wake_slow(struct lch__waitq *wq, int n)
 {
-    struct lch__waiter *picked = NULL, **last = &picked;
-    wq_lock(wq);
-    for (int i = 0; i < n && wq->head; i++) {
-        struct lch__waiter *w = wq->head;
-        wq_unlink(wq, w);
-        /* Chain the picked nodes through `next` (ours now). */
-        w->next = NULL;
-        *last = w;
-        last = &w->next;
-    }
-    wq_unlock(wq);
-    while (picked) {
-        struct lch__waiter *w = picked;
-        picked = w->next; /* read before w may vanish */
-        /* acq_rel: release makes our progress visible to the woken thread;
-         * acquire pairs with its SLEEPING store so we know it may sleep. */
-        uint32_t old = atomic_exchange_explicit(&w->state, LCH__W_SIGNALED,
-                                                memory_order_acq_rel);
-        if (old == LCH__W_SLEEPING) {
+    for (;;) {
+        /* What to do once the lock is released: futex words of threads
+         * that sleep, waiters whose eventfd must be written. */
+        _Atomic uint32_t *futexes[WAKE_BATCH];
+        lch_waiter *fds[WAKE_BATCH];
+        int nf = 0, nd = 0;
+        wq_lock(wq);
+        while (n > 0 && wq->head && nf < WAKE_BATCH) {
+            struct lch__wnode *w = wq->head;
+            bool sleeping = false;
+            wq_unlink(wq, w);
+            if (!sink_mark(w, &sleeping))
+                continue; /* not counted: wake the next one instead */
+            n--;
+            if (sleeping)
+                futexes[nf++] = &w->sink->state;
+        }
+        while (wq->rhead && nd < WAKE_BATCH) {
+            struct lch__wnode *w = wq->rhead;
+            wq_unlink(wq, w);
+            lch_waiter *fw = lch__reg_fired(w);
+            if (fw)
+                fds[nd++] = fw;
+        }
+        bool more = (n > 0 && wq->head) || wq->rhead;
+        wq_unlock(wq);
+        for (int i = 0; i < nf; i++) {
             atomic_fetch_add_explicit(&lch__futex_wakes, 1,
                                       memory_order_relaxed);
-            syscall(SYS_futex, (uint32_t *)&w->state, FUTEX_WAKE_PRIVATE, 1,
+            syscall(SYS_futex, (uint32_t *)futexes[i], FUTEX_WAKE_PRIVATE, 1,
                     NULL, NULL, 0);
         }
+        for (int i = 0; i < nd; i++)
+            lch__waiter_signal(fds[i]);
+        if (!more)
+            return;
     }
 }
 
-uint64_t lch__waitq_enqueue(struct lch__waitq *wq, struct lch__waiter *w)
+uint64_t lch__waitq_enqueue(struct lch__waitq *wq, struct lch__wnode *w)
 {
-    atomic_init(&w->state, LCH__W_QUEUED);
+    struct lch__wnode **head = w->sink ? &wq->head : &wq->rhead;
+    struct lch__wnode **tail = w->sink ? &wq->tail : &wq->rtail;
     w->next = NULL;
     wq_lock(wq);
-    bool first = wq->head == NULL;
-    w->prev = wq->tail;
-    if (wq->tail)
-        wq->tail->next = w;
+    bool first = !wq->head && !wq->rhead;
+    w->prev = *tail;
+    if (*tail)
+        (*tail)->next = w;
     else
-        wq->head = w;
-    wq->tail = w;
+        *head = w;
+    *tail = w;
     w->linked = true;
     atomic_fetch_add_explicit(&wq->waiters, 1, memory_order_seq_cst);
     if (first && wq->flag_word) {
@@ -134,27 +179,30 @@ uint64_t lch__waitq_enqueue(struct lch__waitq *wq, struct lch__waiter *w)
     return pos;
 }
 
-bool lch__waitq_cancel(struct lch__waitq *wq, struct lch__waiter *w)
+bool lch__waitq_cancel(struct lch__waitq *wq, struct lch__wnode *w)
 {
     wq_lock(wq);
-    bool picked = !w->linked;
-    if (!picked)
+    bool taken = !w->linked;
+    if (!taken)
         wq_unlink(wq, w);
     wq_unlock(wq);
-    if (picked) {
-        /* A notifier unlinked us and is about to mark the node: wait for
-         * it, so it never writes to our frame after we return. Acquire
-         * pairs with its exchange. */
-        unsigned step = 0;
-        while (atomic_load_explicit(&w->state, memory_order_acquire) !=
-               LCH__W_SIGNALED)
-            lch__backoff(&step);
-    }
-    return picked;
+    return taken;
 }
 
-int lch__waitq_park(struct lch__waitq *wq, struct lch__waiter *w,
-                    int64_t deadline_ns)
+void lch__waitq_fire(struct lch__waitq *wq, struct lch__wnode *w)
+{
+    lch_waiter *fw = NULL;
+    wq_lock(wq);
+    if (w->linked) {
+        wq_unlink(wq, w);
+        fw = lch__reg_fired(w);
+    }
+    wq_unlock(wq);
+    if (fw)
+        lch__waiter_signal(fw);
+}
+
+int lch__sink_park(struct lch__sink *s, int64_t deadline_ns)
 {
     struct timespec ts, *tsp = NULL;
     if (deadline_ns >= 0) {
@@ -162,29 +210,29 @@ int lch__waitq_park(struct lch__waitq *wq, struct lch__waiter *w,
         ts.tv_nsec = deadline_ns % 1000000000;
         tsp = &ts;
     }
-    uint32_t expect = LCH__W_QUEUED;
+    uint32_t expect = LCH__S_QUEUED;
     /* acq_rel: on failure (already SIGNALED) acquire pairs with the
-     * notifier's exchange; on success release pairs with it too. */
+     * notifier's CAS in sink_mark; on success release pairs with it too. */
     if (!atomic_compare_exchange_strong_explicit(
-            &w->state, &expect, LCH__W_SLEEPING, memory_order_acq_rel,
+            &s->state, &expect, LCH__S_SLEEPING, memory_order_acq_rel,
             memory_order_acquire))
         return LCH_OK;
     for (;;) {
         atomic_fetch_add_explicit(&lch__futex_waits, 1, memory_order_relaxed);
         /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so
          * spurious wake-ups do not stretch the timeout. */
-        long r = syscall(SYS_futex, (uint32_t *)&w->state,
-                         FUTEX_WAIT_BITSET_PRIVATE, LCH__W_SLEEPING, tsp,
+        long r = syscall(SYS_futex, (uint32_t *)&s->state,
+                         FUTEX_WAIT_BITSET_PRIVATE, LCH__S_SLEEPING, tsp,
                          NULL, FUTEX_BITSET_MATCH_ANY);
         int err = r == 0 ? 0 : errno;
-        if (atomic_load_explicit(&w->state, memory_order_acquire) ==
-            LCH__W_SIGNALED)
+        /* Acquire pairs with the notifier's CAS in sink_mark. */
+        if (atomic_load_explicit(&s->state, memory_order_acquire) &
+            LCH__S_SIGNALED)
             return LCH_OK;
-        if (err == ETIMEDOUT || err == EINTR) {
-            if (lch__waitq_cancel(wq, w))
-                return LCH_OK; /* signalled meanwhile: take it */
-            return err == ETIMEDOUT ? LCH_ETIMEDOUT : LCH_EINTR;
-        }
+        if (err == ETIMEDOUT)
+            return LCH_ETIMEDOUT;
+        if (err == EINTR)
+            return LCH_EINTR;
         /* spurious wake-up (reused address) or EAGAIN: sleep again */
     }
 }
@@ -211,6 +259,8 @@ void lch_debug_counters_get(lch_debug_counters *out)
         atomic_load_explicit(&lch__futex_wakes, memory_order_relaxed);
     out->live_objects =
         atomic_load_explicit(&lch__live_objects, memory_order_relaxed);
+    out->fd_signals =
+        atomic_load_explicit(&lch__fd_signals, memory_order_relaxed);
 }
 
 void lch_debug_barrier(void)

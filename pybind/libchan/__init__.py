@@ -6,6 +6,11 @@ polling, copying or pickle.
 - ``SharedBuffer``: immutable bytes that every interpreter reads in place.
 - ``SharedTuple``: an immutable tuple encoded once, read lazily in place.
 - ``dumps``/``loads``: the flat codec format as bytes, like ``pickle``.
+- ``InterpreterPoolExecutor``: a ``concurrent.futures`` executor whose
+  workers are subinterpreters fed through channels (``libchan.executor``).
+- ``select``: wait for the first of several channels; ``select_async``,
+  ``Channel.get_async``/``put_async`` and ``async for``: the same on an
+  asyncio loop, in any interpreter (``libchan.aio``).
 
 Channels carry None, bool, int, float, complex, str, bytes, bytearray,
 tuple, list, dict, set and frozenset by value (encoded, never pickled),
@@ -16,6 +21,7 @@ and anything else pickled, unless the channel was made with
 
 from libchan._libchan import (
     Channel,
+    ChannelNotFoundError,
     Empty,
     Full,
     NotShareableError,
@@ -27,10 +33,12 @@ from libchan._libchan import (
     dumps,
     loads,
     lookup,
+    select,
 )
 
 __all__ = [
     "Channel",
+    "ChannelNotFoundError",
     "Empty",
     "Full",
     "NotShareableError",
@@ -42,5 +50,27 @@ __all__ = [
     "dumps",
     "loads",
     "lookup",
+    "select",
+    "select_async",
+    "InterpreterPoolExecutor",
+    "BrokenInterpreterPool",
+    "TaskError",
 ]
 __version__ = "0.1.0"
+
+_EXECUTOR = ("InterpreterPoolExecutor", "BrokenInterpreterPool", "TaskError")
+
+
+def __getattr__(name):
+    # libchan.executor loads concurrent.futures: only on first use, so that
+    # a worker interpreter importing libchan does not pay for it.
+    if name in _EXECUTOR:
+        from libchan import executor
+
+        return getattr(executor, name)
+    if name == "select_async":
+        # libchan.aio loads asyncio: only on first use, likewise.
+        from libchan.aio import select_async
+
+        return select_async
+    raise AttributeError("module 'libchan' has no attribute %r" % name)

@@ -1,19 +1,31 @@
 # Type stubs for libchan._libchan, the C extension behind `import libchan`.
 import queue
 import sys
-from collections.abc import Iterable, Iterator
-from typing import Any, NoReturn, SupportsIndex, overload
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, SupportsIndex, overload
 
 if sys.version_info >= (3, 12):
     from collections.abc import Buffer
 else:  # pragma: no cover
     Buffer = bytes
 
-class Empty(queue.Empty):
-    """Raised by get() when nothing arrives (non-blocking, or timed out)."""
+if sys.version_info >= (3, 14):
+    # Where concurrent.interpreters exists (a build with subinterpreters),
+    # its QueueEmpty/QueueFull, which derive from queue.Empty/queue.Full
+    # and from QueueError (a RuntimeError); otherwise queue's own.
+    from concurrent.interpreters import QueueEmpty as _EmptyBase
+    from concurrent.interpreters import QueueFull as _FullBase
+else:
+    _EmptyBase = queue.Empty
+    _FullBase = queue.Full
 
-class Full(queue.Full):
-    """Raised by put() when a bounded channel stays full."""
+class Empty(_EmptyBase):
+    """Raised by get() when nothing arrives (non-blocking, or timed out).
+    On 3.14+ `except concurrent.interpreters.QueueEmpty` catches it."""
+
+class Full(_FullBase):
+    """Raised by put() when a bounded channel stays full. On 3.14+
+    `except concurrent.interpreters.QueueFull` catches it."""
 
 if sys.version_info >= (3, 13):
     class ShutDown(queue.ShutDown):
@@ -26,14 +38,25 @@ class NotShareableError(ValueError):
     """The object cannot travel: pickling is off for this channel or
     call, or pickle itself failed."""
 
+class ChannelNotFoundError(KeyError):
+    """No live channel has this name or id (lookup()), or a pickled
+    Channel cannot be unpickled here: the channel is gone, or it was
+    pickled in another process."""
+
 class Channel:
     """A multi-producer multi-consumer channel shared by every interpreter
     of the process, with the interface of queue.Queue and PEP 734's Queue.
 
-    maxsize 0 means unbounded; otherwise put() blocks while maxsize items
-    are queued. A named channel can be found with lookup(name) from any
-    interpreter while it lives. pickle=False refuses objects the codec
-    cannot carry instead of pickling them."""
+    maxsize <= 0 means unbounded (maxsize reports it as given); otherwise
+    put() blocks while maxsize items are queued. A named channel can be
+    found with lookup(name) from any interpreter while it lives.
+    pickle=False refuses objects the codec cannot carry instead of
+    pickling them.
+
+    An interpreter has one Channel object per channel: one that comes back
+    (get(), lookup(), another interpreter, unpickling) is the object this
+    interpreter already holds, if any. A Channel pickles by id, for this
+    process only, holding no reference: keep it alive until unpickled."""
 
     def __init__(self, maxsize: int = 0, *, name: str | None = None,
                  pickle: bool = True) -> None: ...
@@ -41,7 +64,8 @@ class Channel:
     def id(self) -> int:
         """Process-unique id; lookup(id) finds the channel."""
     @property
-    def maxsize(self) -> int: ...
+    def maxsize(self) -> int:
+        """As given at creation (<= 0: unbounded), like queue.Queue."""
     @property
     def name(self) -> str | None: ...
     @property
@@ -61,11 +85,19 @@ class Channel:
         """Yield items until the channel is shut down and drained."""
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
-    def __reduce__(self) -> NoReturn:
-        """Channels live in one process: pickling raises TypeError."""
+    def __reduce__(self) -> tuple[Callable[[int, int, int], Channel],
+                                  tuple[int, int, int]]:
+        """By id, process id and a per-process random number: unpickling
+        in this process gives this same object (copy.copy and deepcopy
+        too); in another process, or once the channel is gone,
+        ChannelNotFoundError."""
 
 def lookup(name_or_id: str | int) -> Channel:
-    """The live channel with this name or id; KeyError if there is none."""
+    """The live channel with this name or id (this interpreter's Channel
+    object for it); ChannelNotFoundError, a KeyError, if there is none."""
+
+def _unpickle_channel(id: int, pid: int, nonce: int) -> Channel:
+    """What a pickled Channel calls to come back (see Channel.__reduce__)."""
 
 class SharedBuffer:
     """Immutable bytes in shared memory: one copy in, then read in place

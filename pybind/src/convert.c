@@ -16,6 +16,9 @@
  * deeper than the codec allows, which includes every cyclic one, is pickled
  * as a whole, so that pickle's memo keeps the cycles.
  *
+ * dumps (lchpy_dumps) encodes into the bytes object it returns, through an
+ * lch_enc_sink: the payload is copied once, as with pickle.dumps.
+ *
  * Receiving (lchpy_from_value) builds new objects through the codec's
  * walker (lch_decode), whose constructors are below. */
 #include "lchpy.h"
@@ -373,67 +376,134 @@ static int enc_obj(enc_ctx *c, PyObject *o, int depth)
     return enc_pickled(c, o);
 }
 
-/* A first guess at the flat size, so that most encodes allocate once: the
- * element table and slots of a top-level sequence plus its strings and
- * bytes. The encoder grows the buffer if the guess is short. */
+/* Flat bytes of a string's record (FORMAT.md 3.3): exact for ASCII, an
+ * upper bound otherwise (UTF-8 needs at most 2, 3 or 4 bytes per code
+ * point of a 1-, 2- or 4-byte kind). */
+static size_t str_record_hint(PyObject *s)
+{
+    size_t n = (size_t)PyUnicode_GET_LENGTH(s);
+    if (PyUnicode_IS_ASCII(s))
+        return (n + 7) & ~(size_t)7;
+    size_t per = PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND   ? 2
+                 : PyUnicode_KIND(s) == PyUnicode_2BYTE_KIND ? 3
+                                                             : 4;
+    return 8 + ((n * per + 7) & ~(size_t)7);
+}
+
+/* The flat size, so that most encodes allocate once and need no trim: the
+ * header, a top-level sequence's element table and the records of its
+ * strings, bytes and direct sub-sequences' tables (exact when those are
+ * all there is, as for a tuple of ints or of ASCII strings; deeper records
+ * are not scanned). Only used once a value outgrows the encoder's 256
+ * bytes of scratch. The encoder grows the block if the guess is short and
+ * trims it if long. */
 static size_t size_hint(PyObject *o, int self_contained)
 {
+    const size_t head = 24; /* LCH__HDR_SIZE */
     if (PyBytes_CheckExact(o) &&
         (self_contained ||
          PyBytes_GET_SIZE(o) < (Py_ssize_t)LCH_CODEC_EXT_MIN))
-        return (size_t)PyBytes_GET_SIZE(o) + 64;
+        return head + (((size_t)PyBytes_GET_SIZE(o) + 7) & ~(size_t)7);
     if (PyUnicode_CheckExact(o))
-        return (size_t)PyUnicode_GET_LENGTH(o) + 64; /* ASCII's size */
+        return head + str_record_hint(o);
     if (!PyTuple_CheckExact(o) && !PyList_CheckExact(o))
         return 0;
-    Py_ssize_t n = Py_SIZE(o);
+    size_t n = (size_t)Py_SIZE(o);
+    size_t hint = head + ((n + 7) & ~(size_t)7) + 8 * n;
     if (n > 4096)
-        return (size_t)n * 12 + 64; /* no scan for long ones */
-    size_t hint = 64 + (size_t)n * 9;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *e = PySequence_Fast_GET_ITEM(o, i);
-        if (PyUnicode_CheckExact(e))
-            hint += (size_t)PyUnicode_GET_LENGTH(e) + 16;
-        else if (PyBytes_CheckExact(e) &&
+        return hint + n * 3; /* no scan for long ones */
+    for (size_t i = 0; i < n; i++) {
+        PyObject *e = PySequence_Fast_GET_ITEM(o, (Py_ssize_t)i);
+        PyTypeObject *tp = Py_TYPE(e);
+        if (tp == &PyUnicode_Type)
+            hint += str_record_hint(e);
+        else if (tp == &PyBytes_Type &&
                  (self_contained ||
                   PyBytes_GET_SIZE(e) < (Py_ssize_t)LCH_CODEC_EXT_MIN))
-            hint += (size_t)PyBytes_GET_SIZE(e) + 16;
-        else if (PyTuple_CheckExact(e) || PyList_CheckExact(e))
-            hint += (size_t)Py_SIZE(e) * 9 + 16;
+            hint += ((size_t)PyBytes_GET_SIZE(e) + 7) & ~(size_t)7;
+        else if (tp == &PyTuple_Type || tp == &PyList_Type)
+            hint += (((size_t)Py_SIZE(e) + 7) & ~(size_t)7) +
+                    8 * (size_t)Py_SIZE(e);
+        else if (tp == &PyComplex_Type)
+            hint += 16;
+        else if (tp != &PyLong_Type && tp != &PyFloat_Type &&
+                 e != Py_None && tp != &PyBool_Type)
+            hint += 16; /* a guess */
     }
     return hint;
 }
 
-static int encode_once(enc_ctx *c, PyObject *obj, int whole_pickle,
-                       lch_encoded **out)
+/* dumps: the flat bytes go straight into a bytes object, made (and grown)
+ * by the encoder through this sink and trimmed to their length at the end,
+ * so that a large payload is copied once, as pickle.dumps does. */
+typedef struct bytes_sink {
+    PyObject *bytes; /* NULL until the first call; ours until returned */
+} bytes_sink;
+
+static void *bytes_sink_resize(void *ctx, void *old, size_t keep,
+                               size_t size)
 {
+    bytes_sink *bs = ctx;
+    (void)old;  /* == PyBytes_AS_STRING(bs->bytes) */
+    (void)keep; /* _PyBytes_Resize keeps everything up to the new size */
+    if (size == 0 || size > (size_t)PY_SSIZE_T_MAX)
+        return NULL;
+    if (bs->bytes == NULL)
+        bs->bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    else
+        (void)_PyBytes_Resize(&bs->bytes, (Py_ssize_t)size); /* NULLs it on
+                                                                failure */
+    if (bs->bytes == NULL) {
+        PyErr_Clear(); /* the encoder reports LCH_ENOMEM: MemoryError */
+        return NULL;
+    }
+    return PyBytes_AS_STRING(bs->bytes);
+}
+
+/* One attempt. With bytes_out (dumps), into a new bytes object; else into
+ * *out. 0, ENC_FALLBACK or -1 with an exception. */
+static int encode_once(enc_ctx *c, PyObject *obj, int whole_pickle,
+                       lch_encoded **out, PyObject **bytes_out)
+{
+    bytes_sink bs = {NULL};
+    lch_enc_sink sink = {bytes_sink_resize, &bs};
     lch_enc_opts opts = {size_hint(obj, c->self_contained),
-                         c->self_contained ? SIZE_MAX : 0};
+                         c->self_contained ? SIZE_MAX : 0,
+                         bytes_out ? &sink : NULL};
     int rc = lch_enc_begin(&c->enc, &opts);
     if (rc != LCH_OK)
         return enc_check(rc);
     int r = whole_pickle ? enc_pickled(c, obj) : enc_obj(c, obj, 0);
     if (r) {
         lch_enc_abort(&c->enc);
+        Py_XDECREF(bs.bytes);
         return r;
     }
-    return enc_check(lch_enc_finish(&c->enc, out));
+    if (!bytes_out)
+        return enc_check(lch_enc_finish(&c->enc, out));
+    size_t len;
+    r = enc_check(lch_enc_finish_flat(&c->enc, &len));
+    if (r) {
+        Py_XDECREF(bs.bytes);
+        return r;
+    }
+    *bytes_out = bs.bytes;
+    return 0;
 }
 
-int lchpy_encode(lchpy_state *st, PyObject *obj, int allow_pickle,
-                 int self_contained, lch_encoded **out)
+static int encode(lchpy_state *st, PyObject *obj, int allow_pickle,
+                  int self_contained, lch_encoded **out, PyObject **bytes_out)
 {
     enc_ctx c;
     c.st = st;
     c.allow_pickle = allow_pickle;
     c.self_contained = self_contained;
     c.pickle_deep_elems = 0;
-    *out = NULL;
-    int r = encode_once(&c, obj, 0, out);
+    int r = encode_once(&c, obj, 0, out, bytes_out);
     if (r == ENC_FALLBACK && allow_pickle && PyTuple_CheckExact(obj)) {
         /* Keep the tuple, pickle its too-deep elements. */
         c.pickle_deep_elems = 1;
-        r = encode_once(&c, obj, 0, out);
+        r = encode_once(&c, obj, 0, out, bytes_out);
     }
     if (r == ENC_FALLBACK) {
         /* Too deep (or cyclic) or too many items for the codec. */
@@ -441,7 +511,7 @@ int lchpy_encode(lchpy_state *st, PyObject *obj, int allow_pickle,
             return not_shareable(st, obj,
                                  "nested too deeply (or cyclic) for the "
                                  "codec, and pickle is off");
-        r = encode_once(&c, obj, 1, out);
+        r = encode_once(&c, obj, 1, out, bytes_out);
         if (r == ENC_FALLBACK) {
             PyErr_SetString(st->NotShareableError,
                             "pickled value too large for the codec");
@@ -449,6 +519,21 @@ int lchpy_encode(lchpy_state *st, PyObject *obj, int allow_pickle,
         }
     }
     return r;
+}
+
+int lchpy_encode(lchpy_state *st, PyObject *obj, int allow_pickle,
+                 int self_contained, lch_encoded **out)
+{
+    *out = NULL;
+    return encode(st, obj, allow_pickle, self_contained, out, NULL);
+}
+
+PyObject *lchpy_dumps(lchpy_state *st, PyObject *obj, int allow_pickle)
+{
+    PyObject *bytes = NULL;
+    if (encode(st, obj, allow_pickle, 1, NULL, &bytes))
+        return NULL;
+    return bytes;
 }
 
 /* ---- decoding: the walker's constructors ----------------------------------- */

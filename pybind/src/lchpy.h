@@ -14,8 +14,11 @@
  * Files:
  *   module.c   module init and state, errors, dumps/loads/lookup, debug
  *   convert.c  Python object <-> lch_value and the codec (encode, decode)
- *   channel.c  the Channel type (blocking, timeouts, signals)
+ *   channel.c  the Channel type (blocking, timeouts, signals, one wrapper
+ *              per channel per interpreter, pickling by id)
  *   shared.c   the SharedBuffer and SharedTuple types
+ *   waiter.c   the _Waiter type (an fd an event loop watches; what
+ *              libchan.aio builds on) and the blocking select()
  *   xid.c      registration with CPython's cross-interpreter data registry
  *              (the one file that needs CPython's internal headers) */
 #ifndef LCHPY_H
@@ -29,13 +32,31 @@
 
 /* ---- per-interpreter module state ---------------------------------------- */
 
+/* One slot of the table of Channel wrappers (channel.c). */
+typedef struct lchpy_wrapper_slot {
+    uint64_t id;   /* channel id; 0 marks an empty slot (ids are never 0) */
+    PyObject *obj; /* borrowed: the wrapper takes itself out in dealloc */
+} lchpy_wrapper_slot;
+
 typedef struct lchpy_state {
     PyTypeObject *Channel_Type;
     PyTypeObject *SharedBuffer_Type;
     PyTypeObject *SharedTuple_Type;
+    PyTypeObject *Waiter_Type;
     PyObject *Empty, *Full, *ShutDown, *NotShareableError;
+    PyObject *ChannelNotFoundError;
     PyObject *pickle_dumps, *pickle_loads; /* imported on first use */
     PyObject *kw[3]; /* interned "obj", "block", "timeout": fast kwargs */
+    /* libchan.aio's get_async, put_async and anext, which the Channel
+     * methods of the same names call: imported on first use. */
+    PyObject *aio[3];
+    /* This interpreter's live Channel wrappers by channel id, so that a
+     * channel that comes back (get, lookup, unpickling, another
+     * interpreter's prepare_main) is the object it already has. Holds no
+     * reference: freed by the module's m_free, when no wrapper is left. */
+    lchpy_wrapper_slot *wrappers;
+    size_t wrappers_cap; /* 0 or a power of two */
+    size_t wrappers_len;
 } lchpy_state;
 
 extern PyModuleDef lchpy_module_def;
@@ -74,7 +95,8 @@ typedef struct {
     int nested;        /* 1: a tuple inside the root (not the root itself) */
 } lchpy_SharedTuple;
 
-/* Channel user flags (lch_channel_opts.user_flags). */
+/* Channel user flags (lch_channel_opts.user_flags). The maxsize a channel
+ * was given, as given, is its lch_channel_opts.user_value. */
 #define LCHPY_CH_NO_PICKLE 1u
 
 /* lch_value.tag of an encoded value that is received as a SharedTuple
@@ -86,8 +108,10 @@ typedef struct {
  * the codec's one bytes type otherwise). */
 #define LCHPY_OPAQUE_BYTEARRAY 0x42417272u /* "BArr" */
 
-/* New wrappers. Each takes over the caller's reference (also on failure,
- * when it releases it). NULL with an exception on failure. */
+/* Wrappers. Each takes over the caller's reference (also on failure, when
+ * it releases it). NULL with an exception on failure. A channel gets this
+ * interpreter's existing wrapper if it has one (a new reference to it),
+ * else a new one. */
 PyObject *lchpy_channel_wrap(lchpy_state *st, lch_channel *ch);
 PyObject *lchpy_buffer_wrap(lchpy_state *st, lch_buffer *buf);
 /* A SharedTuple over element `i` of `parent` (a tuple element) or, with
@@ -115,6 +139,10 @@ PyObject *lchpy_from_value(lchpy_state *st, lch_value *v);
 int lchpy_encode(lchpy_state *st, PyObject *obj, int allow_pickle,
                  int self_contained, lch_encoded **out);
 
+/* dumps(): obj encoded self-contained, straight into a new bytes object
+ * (one copy of the payload). NULL with an exception on failure. */
+PyObject *lchpy_dumps(lchpy_state *st, PyObject *obj, int allow_pickle);
+
 /* Decode element i of view v into a new Python object. Flags: */
 #define LCHPY_DEC_LAZY 1      /* a tuple element becomes a SharedTuple view */
 #define LCHPY_DEC_NO_PICKLE 2 /* pickled payloads: NotShareableError */
@@ -123,6 +151,12 @@ PyObject *lchpy_decode_elem(lchpy_state *st, lch_encoded *enc,
 
 /* Raise the Python exception for a libchan error code. Always NULL. */
 PyObject *lchpy_raise(lchpy_state *st, int rc, const char *what);
+
+/* CLOCK_MONOTONIC in ns; and block/timeout as queue.Queue takes them ->
+ * libchan timeout in ns: LCH_NOWAIT (block false), LCH_FOREVER (timeout
+ * None) or relative; -2 with an exception for a bad timeout (channel.c). */
+int64_t lchpy_now_ns(void);
+int64_t lchpy_parse_timeout(int block, PyObject *timeout);
 
 /* Snapshot of a SharedTuple as a plain tuple (new reference). */
 PyObject *lchpy_tuple_materialize(lchpy_SharedTuple *t);
@@ -138,5 +172,17 @@ int lchpy_xid_register(lchpy_state *st);
 extern PyType_Spec lchpy_channel_spec;
 extern PyType_Spec lchpy_buffer_spec;
 extern PyType_Spec lchpy_tuple_spec;
+extern PyType_Spec lchpy_waiter_spec;
+
+/* libchan._libchan.select(*channels, timeout=None) (waiter.c). */
+PyObject *lchpy_select(PyObject *mod, PyObject *const *args,
+                       Py_ssize_t nargs, PyObject *kwnames);
+extern const char lchpy_select_doc[];
+
+/* libchan._libchan._unpickle_channel(id, pid, nonce), what a pickled
+ * Channel calls (channel.c); and freeing the table of wrappers. */
+PyObject *lchpy_channel_unpickle(PyObject *mod, PyObject *args);
+extern const char lchpy_channel_unpickle_doc[];
+void lchpy_wrappers_free(lchpy_state *st);
 
 #endif /* LCHPY_H */

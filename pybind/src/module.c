@@ -3,6 +3,7 @@
  * module-level functions (lookup, dumps, loads, debug counters). */
 #include "lchpy.h"
 
+#include <errno.h>
 #include <string.h>
 
 /* ---- errors ------------------------------------------------------------------ */
@@ -12,6 +13,9 @@ PyObject *lchpy_raise(lchpy_state *st, int rc, const char *what)
     switch (rc) {
     case LCH_ENOMEM:
         return PyErr_NoMemory();
+    case LCH_EMFILE:
+        errno = EMFILE; /* OSError(EMFILE, "Too many open files") */
+        return PyErr_SetFromErrno(PyExc_OSError);
     case LCH_ECLOSED:
         PyErr_Format(st->ShutDown, "%s: the channel is shut down", what);
         return NULL;
@@ -40,7 +44,8 @@ PyObject *lchpy_raise(lchpy_state *st, int rc, const char *what)
 PyDoc_STRVAR(lookup_doc,
 "lookup(name_or_id)\n--\n\n"
 "The live channel with this name (str) or id (int), created by any\n"
-"interpreter of the process. KeyError if there is none.");
+"interpreter of the process: this interpreter's Channel object for it, if\n"
+"it has one. ChannelNotFoundError (a KeyError) if there is none.");
 
 static PyObject *mod_lookup(PyObject *mod, PyObject *key)
 {
@@ -72,7 +77,7 @@ static PyObject *mod_lookup(PyObject *mod, PyObject *key)
         return NULL;
     }
     if (rc == LCH_ENOENT) {
-        PyErr_SetObject(PyExc_KeyError, key);
+        PyErr_SetObject(st->ChannelNotFoundError, key);
         return NULL;
     }
     if (rc != LCH_OK)
@@ -85,7 +90,8 @@ PyDoc_STRVAR(dumps_doc,
 "Encode obj in libchan's codec format (codecs/FORMAT.md) as bytes.\n"
 "SharedBuffer and SharedTuple are encoded as their contents (bytes and\n"
 "tuple); a Channel cannot be (NotShareableError). Objects the codec does\n"
-"not know are pickled inside, unless pickle=False (NotShareableError).");
+"not know are pickled inside, unless pickle=False (NotShareableError);\n"
+"a Channel inside one of those is pickled too, by id (see Channel).");
 
 static PyObject *mod_dumps(PyObject *mod, PyObject *args, PyObject *kwds)
 {
@@ -105,12 +111,7 @@ static PyObject *mod_dumps(PyObject *mod, PyObject *args, PyObject *kwds)
         return PyBytes_FromStringAndSize(lch_encoded_data(enc),
                                          (Py_ssize_t)lch_encoded_len(enc));
     }
-    if (lchpy_encode(st, obj, allow_pickle, 1, &enc))
-        return NULL;
-    PyObject *out = PyBytes_FromStringAndSize(lch_encoded_data(enc),
-                                              (Py_ssize_t)lch_encoded_len(enc));
-    lch_encoded_unref(enc);
-    return out;
+    return lchpy_dumps(st, obj, allow_pickle);
 }
 
 PyDoc_STRVAR(loads_doc,
@@ -185,7 +186,8 @@ PyDoc_STRVAR(debug_counters_doc,
 "debug_counters()\n--\n\n"
 "Process-wide counters, for tests: live_objects (libchan objects alive\n"
 "among those created while debug_track_objects was on), futex_waits and\n"
-"futex_wakes (system calls made to sleep and to wake).");
+"futex_wakes (system calls made to sleep and to wake), fd_signals\n"
+"(eventfd writes made to wake event loops).");
 
 static PyObject *mod_debug_counters(PyObject *mod, PyObject *unused)
 {
@@ -193,10 +195,11 @@ static PyObject *mod_debug_counters(PyObject *mod, PyObject *unused)
     (void)unused;
     lch_debug_counters c;
     lch_debug_counters_get(&c);
-    return Py_BuildValue("{s:L,s:K,s:K}", "live_objects",
+    return Py_BuildValue("{s:L,s:K,s:K,s:K}", "live_objects",
                          (long long)c.live_objects, "futex_waits",
                          (unsigned long long)c.futex_waits, "futex_wakes",
-                         (unsigned long long)c.futex_wakes);
+                         (unsigned long long)c.futex_wakes, "fd_signals",
+                         (unsigned long long)c.fd_signals);
 }
 
 PyDoc_STRVAR(debug_track_doc,
@@ -216,6 +219,8 @@ static PyObject *mod_debug_track_objects(PyObject *mod, PyObject *on)
 
 static PyMethodDef mod_methods[] = {
     {"lookup", mod_lookup, METH_O, lookup_doc},
+    {"_unpickle_channel", lchpy_channel_unpickle, METH_VARARGS,
+     lchpy_channel_unpickle_doc},
     {"dumps", (PyCFunction)(void (*)(void))mod_dumps,
      METH_VARARGS | METH_KEYWORDS, dumps_doc},
     {"loads", (PyCFunction)(void (*)(void))mod_loads,
@@ -223,6 +228,8 @@ static PyMethodDef mod_methods[] = {
     {"debug_counters", mod_debug_counters, METH_NOARGS, debug_counters_doc},
     {"debug_track_objects", mod_debug_track_objects, METH_O,
      debug_track_doc},
+    {"select", (PyCFunction)(void (*)(void))lchpy_select,
+     METH_FASTCALL | METH_KEYWORDS, lchpy_select_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -234,14 +241,18 @@ static int mod_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->Channel_Type);
     Py_VISIT(st->SharedBuffer_Type);
     Py_VISIT(st->SharedTuple_Type);
+    Py_VISIT(st->Waiter_Type);
     Py_VISIT(st->Empty);
     Py_VISIT(st->Full);
     Py_VISIT(st->ShutDown);
     Py_VISIT(st->NotShareableError);
+    Py_VISIT(st->ChannelNotFoundError);
     Py_VISIT(st->pickle_dumps);
     Py_VISIT(st->pickle_loads);
     for (int i = 0; i < 3; i++)
         Py_VISIT(st->kw[i]);
+    for (int i = 0; i < 3; i++)
+        Py_VISIT(st->aio[i]);
     return 0;
 }
 
@@ -251,20 +262,27 @@ static int mod_clear(PyObject *mod)
     Py_CLEAR(st->Channel_Type);
     Py_CLEAR(st->SharedBuffer_Type);
     Py_CLEAR(st->SharedTuple_Type);
+    Py_CLEAR(st->Waiter_Type);
     Py_CLEAR(st->Empty);
     Py_CLEAR(st->Full);
     Py_CLEAR(st->ShutDown);
     Py_CLEAR(st->NotShareableError);
+    Py_CLEAR(st->ChannelNotFoundError);
     Py_CLEAR(st->pickle_dumps);
     Py_CLEAR(st->pickle_loads);
     for (int i = 0; i < 3; i++)
         Py_CLEAR(st->kw[i]);
+    for (int i = 0; i < 3; i++)
+        Py_CLEAR(st->aio[i]);
     return 0;
 }
 
 static void mod_free(void *mod)
 {
     mod_clear((PyObject *)mod);
+    /* Every Channel holds its type, which holds this module: none is left
+     * to remove itself from the table. */
+    lchpy_wrappers_free(PyModule_GetState((PyObject *)mod));
 }
 
 static int add_type(PyObject *mod, PyType_Spec *spec, PyTypeObject **slot)
@@ -287,6 +305,35 @@ static int add_exception(PyObject *mod, const char *name, const char *doc,
     return PyModule_AddObjectRef(mod, name, *slot);
 }
 
+/* The stdlib's own Empty and Full of cross-interpreter queues, for
+ * libchan's to derive from, so that `except interpreters.QueueEmpty`
+ * catches them: 3.14's concurrent.interpreters.QueueEmpty and QueueFull,
+ * which derive from both queue.Empty/Full and QueueError (RuntimeError).
+ * New references in *empty and *full; both NULL before 3.14 or where the
+ * module is missing (a build without subinterpreters). 0, or -1 with an
+ * exception. */
+static int stdlib_queue_errors(PyObject **empty, PyObject **full)
+{
+    *empty = *full = NULL;
+#if PY_VERSION_HEX >= 0x030E0000
+    PyObject *interps = PyImport_ImportModule("concurrent.interpreters");
+    if (!interps) {
+        if (!PyErr_ExceptionMatches(PyExc_ImportError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    *empty = PyObject_GetAttrString(interps, "QueueEmpty");
+    *full = *empty ? PyObject_GetAttrString(interps, "QueueFull") : NULL;
+    Py_DECREF(interps);
+    if (!*full) {
+        Py_CLEAR(*empty);
+        return -1;
+    }
+#endif
+    return 0;
+}
+
 static int mod_exec(PyObject *mod)
 {
     lchpy_state *st = PyModule_GetState(mod);
@@ -296,14 +343,22 @@ static int mod_exec(PyObject *mod)
             return -1;
     if (add_type(mod, &lchpy_channel_spec, &st->Channel_Type) < 0 ||
         add_type(mod, &lchpy_buffer_spec, &st->SharedBuffer_Type) < 0 ||
-        add_type(mod, &lchpy_tuple_spec, &st->SharedTuple_Type) < 0)
+        add_type(mod, &lchpy_tuple_spec, &st->SharedTuple_Type) < 0 ||
+        add_type(mod, &lchpy_waiter_spec, &st->Waiter_Type) < 0)
         return -1;
 
     PyObject *queue = PyImport_ImportModule("queue");
     if (!queue)
         return -1;
-    PyObject *empty = PyObject_GetAttrString(queue, "Empty");
-    PyObject *full = PyObject_GetAttrString(queue, "Full");
+    PyObject *empty = NULL, *full = NULL;
+    if (stdlib_queue_errors(&empty, &full) < 0) {
+        Py_DECREF(queue);
+        return -1;
+    }
+    if (!empty) {
+        empty = PyObject_GetAttrString(queue, "Empty");
+        full = PyObject_GetAttrString(queue, "Full");
+    }
     /* queue.ShutDown exists from 3.13. */
     PyObject *shutdown = PyObject_HasAttrString(queue, "ShutDown")
                              ? PyObject_GetAttrString(queue, "ShutDown")
@@ -324,7 +379,12 @@ static int mod_exec(PyObject *mod)
         add_exception(mod, "NotShareableError",
                       "The object cannot travel: pickling is off, or "
                       "pickle itself failed.",
-                      PyExc_ValueError, &st->NotShareableError) == 0)
+                      PyExc_ValueError, &st->NotShareableError) == 0 &&
+        add_exception(mod, "ChannelNotFoundError",
+                      "No live channel has this name or id (lookup()), or "
+                      "a pickled Channel cannot be unpickled here: it is "
+                      "gone, or it was pickled in another process.",
+                      PyExc_KeyError, &st->ChannelNotFoundError) == 0)
         r = 0;
     Py_XDECREF(empty);
     Py_XDECREF(full);

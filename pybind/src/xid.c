@@ -21,6 +21,13 @@
 #endif
 #include "lchpy.h"
 
+/* Built for a debug interpreter (pybind/CMakeLists.txt): the headers must be
+ * its own, or the module would lack the debug build's reference checks and
+ * skew its reference totals. */
+#if defined(LCHPY_PY_DEBUG_ABI) && !defined(Py_DEBUG)
+#error "building for a debug CPython, but Python.h came without Py_DEBUG (the release pyconfig.h): see pybind/CMakeLists.txt"
+#endif
+
 #if PY_VERSION_HEX >= 0x030E0000
 #include "internal/pycore_crossinterp.h"
 typedef _PyXIData_t xid_data;

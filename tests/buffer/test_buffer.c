@@ -973,7 +973,7 @@ static void test_cache_hit(void **state)
     assert_int_equal(s1.idle_bytes, MiB); /* 1 MiB is a class of its own */
 
     /* the next 1 MiB creation reuses the block (and so would anything in
-     * the same class, (896 KiB, 1 MiB]) */
+     * the same class, (1016 KiB, 1 MiB]: 64 classes per power of two) */
     b = make_copy(MiB, 2);
     assert_ptr_equal(lch_buffer_data(b), d);
     lch_buffer_cache_stats s2 = stats();
@@ -983,15 +983,18 @@ static void test_cache_hit(void **state)
     assert_int_equal(s2.idle_bytes, 0);
     assert_pattern(lch_buffer_data(b), MiB, 2);
     lch_buffer_unref(b);
-    b = make_copy(900 * KiB, 3);
+    b = make_copy(1017 * KiB, 3);
     assert_ptr_equal(lch_buffer_data(b), d);
     assert_int_equal(stats().hits, s0.hits + 2);
     lch_buffer_unref(b);
-    /* a different class misses */
+    /* a different class misses, above and below */
     b = make_copy(MiB + 1, 3);
     assert_int_equal(stats().misses, s0.misses + 2);
     lch_buffer_unref(b);
-    assert_int_equal(stats().idle_blocks, 2);
+    b = make_copy(1016 * KiB, 3);
+    assert_int_equal(stats().misses, s0.misses + 3);
+    lch_buffer_unref(b);
+    assert_int_equal(stats().idle_blocks, 3);
 }
 
 static void test_cache_small_bypass(void **state)

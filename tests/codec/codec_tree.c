@@ -346,16 +346,24 @@ int ct_encode_into(lch_enc *enc, const ct_node *n)
     return lch_enc_end(enc);
 }
 
-int ct_encode(const ct_node *n, lch_encoded **out)
+int ct_encode_with(const ct_node *n, const lch_enc_opts *opts,
+                   lch_encoded **out, size_t *flat_len)
 {
     lch_enc enc;
-    lch_enc_opts opts = {.size_hint = 0, .ext_min = SIZE_MAX};
-    int rc = lch_enc_begin(&enc, &opts);
+    int rc = lch_enc_begin(&enc, opts);
     if (rc != LCH_OK)
         return rc;
     rc = ct_encode_into(&enc, n);
-    int frc = lch_enc_finish(&enc, out); /* cleans up on any error */
+    /* Either finish cleans up on any error. */
+    int frc = opts->sink ? lch_enc_finish_flat(&enc, flat_len)
+                         : lch_enc_finish(&enc, out);
     return rc != LCH_OK ? rc : frc;
+}
+
+int ct_encode(const ct_node *n, lch_encoded **out)
+{
+    lch_enc_opts opts = {.size_hint = 0, .ext_min = SIZE_MAX};
+    return ct_encode_with(n, &opts, out, NULL);
 }
 
 /* ---- equality ------------------------------------------------------------- */

@@ -57,6 +57,10 @@ ct_node *ct_decode(const lch_encoded *e, int *rc);
 int ct_encode_into(lch_enc *enc, const ct_node *n);
 /* Whole value: begin (ext_min SIZE_MAX), encode, finish. */
 int ct_encode(const ct_node *n, lch_encoded **out);
+/* The same with the caller's options: with a sink, the flat bytes go there
+ * (lch_enc_finish_flat, their length in *flat_len), else into *out. */
+int ct_encode_with(const ct_node *n, const lch_enc_opts *opts,
+                   lch_encoded **out, size_t *flat_len);
 
 bool ct_equal(const ct_node *a, const ct_node *b);
 void ct_free(ct_node *n);

@@ -1111,6 +1111,236 @@ static void oom_encode(void **state)
     free(big);
 }
 
+/* A sink (lch_enc_sink) whose memory comes from the test allocator, so that
+ * out-of-memory injection reaches it and the leak check sees it. */
+struct test_sink {
+    void *area;      /* the caller's (the test's), freed by the test */
+    size_t size;     /* of area */
+    unsigned calls;  /* resize calls */
+    bool bad_keep;   /* a call asked to keep more than the area had */
+};
+
+static void *ts_resize(void *ctx, void *old, size_t keep, size_t size)
+{
+    struct test_sink *t = ctx;
+    const lch_allocator *a = tu_alloc_hook();
+    t->calls++;
+    if (old != t->area || keep > t->size || keep > size)
+        t->bad_keep = true;
+    void *p = a->realloc(a->ctx, old, size);
+    if (!p)
+        return NULL; /* old is still t->area, still ours */
+    t->area = p;
+    t->size = size;
+    return p;
+}
+
+static void ts_free(struct test_sink *t)
+{
+    const lch_allocator *a = tu_alloc_hook();
+    a->free(a->ctx, t->area);
+    *t = (struct test_sink){0};
+}
+
+/* Encode n into t's memory (ext_min SIZE_MAX, as ct_encode). */
+static int sink_encode(const ct_node *n, size_t hint, struct test_sink *t,
+                       size_t *len)
+{
+    lch_enc_sink sink = {ts_resize, t};
+    lch_enc_opts o = {.size_hint = hint, .ext_min = SIZE_MAX, .sink = &sink};
+    return ct_encode_with(n, &o, NULL, len);
+}
+
+static int sink_fn(void *arg, lch_encoded **out)
+{
+    struct test_sink t = {0};
+    size_t len = 1;
+    int rc = sink_encode(arg, 0, &t, &len);
+    if (rc == LCH_OK) {
+        /* Exactly the bytes lch_enc_finish makes, in memory trimmed to
+         * them. */
+        assert_false(t.bad_keep);
+        assert_int_equal(t.size, len);
+        rc = lch_encoded_from_bytes(out, t.area, len, NULL);
+    } else {
+        assert_int_equal(len, 0);
+        *out = NULL;
+    }
+    ts_free(&t);
+    return rc;
+}
+
+/* Values past the scratch, past 64 KiB (the encoder moves to a buffer from
+ * the buffer cache), trimmed at finish after a hint too large, and into
+ * the caller's memory (a sink), with every allocation failing in turn. */
+static int enc_hint_fn(void *arg, lch_encoded **out)
+{
+    lch_enc enc;
+    lch_enc_opts o = {.size_hint = 200000, .ext_min = SIZE_MAX};
+    lch_enc_begin(&enc, &o);
+    ct_encode_into(&enc, arg);
+    return lch_enc_finish(&enc, out);
+}
+
+static void oom_encode_large_and_sink(void **state)
+{
+    (void)state;
+    ct_node *big = mixed_value(600);
+    lch_encoded *e = encode_tree(big);
+    assert_true(lch_encoded_len(e) > LCH_BUFFER_CACHE_MIN);
+    lch_encoded_unref(e);
+    oom_every_allocation(enc_tree_fn, big);
+    oom_every_allocation(sink_fn, big);
+    ct_free(big);
+    ct_node *m = mixed_value(20);
+    oom_every_allocation(enc_hint_fn, m);
+    oom_every_allocation(sink_fn, m);
+    ct_free(m);
+    ct_node *small = build_golden("nested");
+    /* Scratch, then one resize of the sink: one allocation. */
+    assert_int_equal(oom_every_allocation(sink_fn, small), 2);
+    ct_free(small);
+}
+
+/* The sink: same bytes as lch_enc_finish, one resize with an exact hint,
+ * and the misuses. */
+static void enc_sink(void **state)
+{
+    (void)state;
+    ct_node *vals[] = {build_golden("tuple_mixed"), mixed_value(3),
+                       mixed_value(700)};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        lch_encoded *e = encode_tree(vals[i]);
+        size_t want = lch_encoded_len(e);
+        for (int hinted = 0; hinted < 3; hinted++) {
+            struct test_sink t = {0};
+            size_t len = 0;
+            size_t hint = hinted == 0 ? 0 : hinted == 1 ? want : want * 3;
+            assert_rc(sink_encode(vals[i], hint, &t, &len), LCH_OK);
+            assert_bytes_equal(t.area, len, lch_encoded_data(e), want,
+                               "sink");
+            assert_int_equal(t.size, len);
+            assert_false(t.bad_keep);
+            if (hinted == 1)
+                assert_int_equal(t.calls, 1); /* made once, never trimmed */
+            if (hinted == 2 && want > 256)
+                assert_int_equal(t.calls, 2); /* made once, trimmed */
+            ts_free(&t);
+        }
+        lch_encoded_unref(e);
+        ct_free(vals[i]);
+    }
+
+    /* A reference cannot go into flat bytes: refused at finish, and the
+     * reference is released. */
+    lch_object *obj = tu_payload_new(1, 0, 0);
+    struct test_sink t = {0};
+    lch_enc_sink sink = {ts_resize, &t};
+    lch_enc_opts o = {.ext_min = SIZE_MAX, .sink = &sink};
+    lch_enc enc;
+    size_t len = 7;
+    assert_rc(lch_enc_begin(&enc, &o), LCH_OK);
+    assert_rc(lch_enc_object(&enc, obj), LCH_OK);
+    assert_int_equal(lch_object_refcount(obj), 2);
+    assert_rc(lch_enc_finish_flat(&enc, &len), LCH_EINVAL);
+    assert_int_equal(len, 0);
+    assert_int_equal(lch_object_refcount(obj), 1);
+    lch_object_unref(obj);
+    ts_free(&t);
+    /* finish and finish_flat each refuse the other kind of encoder. */
+    lch_encoded *e = (lch_encoded *)1;
+    assert_rc(lch_enc_begin(&enc, &o), LCH_OK);
+    assert_rc(lch_enc_int(&enc, 1), LCH_OK);
+    assert_rc(lch_enc_finish(&enc, &e), LCH_EINVAL);
+    assert_null(e);
+    assert_rc(lch_enc_begin(&enc, NULL), LCH_OK);
+    assert_rc(lch_enc_int(&enc, 1), LCH_OK);
+    assert_rc(lch_enc_finish_flat(&enc, &len), LCH_EINVAL);
+    assert_rc(lch_enc_finish_flat(NULL, &len), LCH_EINVAL);
+    assert_int_equal(t.calls, 0);
+}
+
+/* What an encoded value costs, as a backlog of queued values pays it: one
+ * block of its encoding plus the 16-byte object header up to 64 KiB; above
+ * that, its buffer's header and a block of the buffer cache, within 1/64 of
+ * the encoding plus two headers. Counted by the test allocator, so the
+ * figure is exact (the C library's own rounding comes on top: at most 15
+ * bytes with glibc). The flat bytes as a buffer outlive the value. */
+static void enc_footprint(void **state)
+{
+    (void)state;
+    /* (7, "x" * n) is 48 + pad8(n) bytes: 65464 is the longest string
+     * whose value is still one block below 64 KiB, 65465 the first that
+     * goes to the buffer cache. */
+    static const size_t strs[] = {0,    1,     20,    100,   4000,  5000,
+                                  60000, 65464, 65465, 70000, 300000};
+    char *text = malloc(300001);
+    memset(text, 'x', 300001);
+    for (int from_bytes = 0; from_bytes < 2; from_bytes++) {
+        for (size_t k = 0; k < sizeof strs / sizeof strs[0] + 3; k++) {
+            ct_node *n;
+            if (k < sizeof strs / sizeof strs[0]) {
+                /* (i, "x..."): a tuple with one string */
+                text[strs[k]] = '\0';
+                ct_node *kids[2] = {ct_int(7), ct_str(text)};
+                text[strs[k]] = 'x';
+                n = ct_tuple_of(2, kids);
+            } else if (k == sizeof strs / sizeof strs[0]) {
+                n = mixed_value(2);
+            } else {
+                size_t cnt = k == sizeof strs / sizeof strs[0] + 1 ? 1000
+                                                                   : 20000;
+                n = ct_container(LCH_V_TUPLE, cnt);
+                for (size_t i = 0; i < cnt; i++)
+                    n->kids[i] = ct_int((int64_t)i);
+            }
+            int64_t blocks0 = tu_alloc_live(), bytes0 = tu_alloc_live_bytes();
+            lch_encoded *e = NULL;
+            if (from_bytes) {
+                lch_encoded *src = encode_tree(n);
+                size_t len = lch_encoded_len(src);
+                void *copy = malloc(len);
+                memcpy(copy, lch_encoded_data(src), len);
+                lch_encoded_unref(src);
+                assert_rc(lch_encoded_from_bytes(&e, copy, len, NULL),
+                          LCH_OK);
+                free(copy);
+            } else {
+                e = encode_tree(n);
+            }
+            size_t len = lch_encoded_len(e);
+            int64_t blocks = tu_alloc_live() - blocks0;
+            int64_t bytes = tu_alloc_live_bytes() - bytes0;
+            if (16 + len < LCH_BUFFER_CACHE_MIN) {
+                assert_int_equal(blocks, 1);
+                assert_int_equal(bytes, 16 + len);
+                assert_int_equal((uintptr_t)lch_encoded_data(e) % 8, 0);
+            } else {
+                assert_int_equal(blocks, 2);
+                assert_true((size_t)bytes <= len + len / 64 + 256);
+                assert_int_equal((uintptr_t)lch_encoded_data(e) % 64, 0);
+            }
+            /* The flat bytes as a buffer: no copy, outlives the value. */
+            lch_buffer *flat = NULL;
+            assert_rc(lch_encoded_buffer(e, &flat), LCH_OK);
+            assert_ptr_equal(lch_buffer_data(flat), lch_encoded_data(e));
+            assert_int_equal(lch_buffer_len(flat), len);
+            lch_encoded_unref(e);
+            lch_encoded *again = NULL;
+            assert_rc(lch_encoded_from_buffer(&again, flat, NULL, 0, NULL),
+                      LCH_OK);
+            ct_node *back = ct_decode(again, NULL);
+            assert_true(ct_equal(back, n));
+            ct_free(back);
+            lch_encoded_unref(again);
+            lch_buffer_unref(flat);
+            assert_int_equal(tu_alloc_live(), blocks0);
+            ct_free(n);
+        }
+    }
+    free(text);
+}
+
 static void oom_from_bytes_and_buffer(void **state)
 {
     (void)state;
@@ -1186,7 +1416,8 @@ static void view_accessors(void **state)
     assert_rc(lch_enc_end(&enc), LCH_OK);
     lch_encoded *e = NULL;
     assert_rc(lch_enc_finish(&enc, &e), LCH_OK);
-    assert_int_equal(((uintptr_t)lch_encoded_data(e)) % 64, 0);
+    /* Compact: right after the 16-byte object header. */
+    assert_int_equal(((uintptr_t)lch_encoded_data(e)) % 8, 0);
     assert_int_equal(lch_encoded_type(e), LCH_V_TUPLE);
 
     lch_view root, t, d, l;
@@ -1436,16 +1667,23 @@ static void enc_determinism_and_allocations(void **state)
     ct_free(m);
 
     /* Allocation counts of the benchmark payloads (reported, and bounded:
-     * one allocation when the size hint is right). */
+     * one allocation when the size hint is exact; a hint too large costs
+     * one more call, the trim at finish, which leaves the value's one
+     * block at exactly its size). */
     static const size_t N = 1000;
     struct {
         const char *name;
-        uint64_t calls_nohint, calls_hint;
+        uint64_t calls[3]; /* no hint, exact hint, hint too large */
     } r[3];
     for (int kind = 0; kind < 3; kind++) {
-        for (int hinted = 0; hinted < 2; hinted++) {
+        size_t exact = 0;
+        for (int hinted = 0; hinted < 3; hinted++) {
             lch_enc enc;
-            lch_enc_opts o = {.size_hint = hinted ? 40000 : 0, .ext_min = 0};
+            lch_enc_opts o = {.size_hint = hinted == 0   ? 0
+                                           : hinted == 1 ? exact
+                                                         : 40000,
+                              .ext_min = 0};
+            int64_t bytes0 = tu_alloc_live_bytes();
             tu_alloc_fail_nth(0);
             lch_enc_begin(&enc, &o);
             lch_enc_tuple(&enc, N);
@@ -1467,21 +1705,22 @@ static void enc_determinism_and_allocations(void **state)
             lch_enc_end(&enc);
             lch_encoded *e = NULL;
             assert_rc(lch_enc_finish(&enc, &e), LCH_OK);
-            uint64_t calls = tu_alloc_calls();
+            r[kind].calls[hinted] = tu_alloc_calls();
             r[kind].name = kind == 0 ? "1000 ints" : kind == 1 ? "1000 floats"
                                                                : "1000 strs";
-            if (hinted)
-                r[kind].calls_hint = calls;
-            else
-                r[kind].calls_nohint = calls;
+            exact = lch_encoded_len(e);
+            /* One block: the 16-byte object header and the flat bytes. */
+            assert_int_equal(tu_alloc_live_bytes() - bytes0, 16 + exact);
             lch_encoded_unref(e);
         }
-        print_message("[ INFO     ] %s: %llu allocations, %llu with a size "
-                      "hint\n",
-                      r[kind].name, (unsigned long long)r[kind].calls_nohint,
-                      (unsigned long long)r[kind].calls_hint);
-        assert_int_equal(r[kind].calls_hint, 1);
-        assert_true(r[kind].calls_nohint <= 3);
+        print_message("[ INFO     ] %s: %llu allocations, %llu with an exact "
+                      "size hint, %llu with one too large\n",
+                      r[kind].name, (unsigned long long)r[kind].calls[0],
+                      (unsigned long long)r[kind].calls[1],
+                      (unsigned long long)r[kind].calls[2]);
+        assert_int_equal(r[kind].calls[1], 1);
+        assert_true(r[kind].calls[2] <= 2);
+        assert_true(r[kind].calls[0] <= 3);
     }
 }
 
@@ -1672,12 +1911,15 @@ int main(int argc, char **argv)
         TU_TEST(bad_side_table),
         TU_TEST(depth_limit),
         TU_TEST(oom_encode),
+        TU_TEST(oom_encode_large_and_sink),
         TU_TEST(oom_from_bytes_and_buffer),
         TU_TEST(oom_walker_every_constructor),
         TU_TEST(view_accessors),
         TU_TEST(view_flat_access),
         TU_TEST(enc_misuse),
         TU_TEST(enc_determinism_and_allocations),
+        TU_TEST(enc_sink),
+        TU_TEST(enc_footprint),
         TU_TEST(conc_shared_readers),
     };
     int rc = tu_run("codec", tests, sizeof tests / sizeof tests[0], argc,

@@ -74,7 +74,7 @@ static lch_encoded *finish(lch_enc *enc)
 static void gen_mixed(const char *dir)
 {
     lch_enc enc;
-    lch_enc_opts o = {0, SIZE_MAX};
+    lch_enc_opts o = {0, SIZE_MAX, NULL};
     lch_enc_begin(&enc, &o);
     lch_enc_list(&enc, 6);
     for (int r = 0; r < 6; r++) {

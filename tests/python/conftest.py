@@ -2,9 +2,13 @@
 
 - Object tracking is switched on before any test runs; every test is then
   checked for leaked libchan objects (channels, buffers, encodings).
-- ``Interp`` runs code in an isolated subinterpreter (own GIL) on 3.12
-  (``_xxsubinterpreters``) and 3.13 (``test.support.interpreters``, or the
-  ``interpreters_backport`` package when the stdlib test package is absent).
+- ``Interp`` runs code in an isolated subinterpreter (own GIL) through the
+  stdlib's interpreters module of each version: ``_xxsubinterpreters`` on
+  3.12, ``test.support.interpreters`` on 3.13 (or the ``interpreters_backport``
+  package when the stdlib test package is absent), the public
+  ``concurrent.interpreters`` on 3.14 and later.
+- A Python without its interpreters module is a broken test environment
+  (scripts/dev provisions it): every test that needs one fails, none skips.
 """
 
 import gc
@@ -20,6 +24,7 @@ from hypothesis import HealthCheck, settings
 import libchan
 
 PY313 = sys.version_info >= (3, 13)
+PY314 = sys.version_info >= (3, 14)
 
 settings.register_profile(
     "libchan",
@@ -84,30 +89,63 @@ def no_leaks(request):
 # Subinterpreters
 # --------------------------------------------------------------------------
 
-_interp_mod = None      # 3.13: the high-level module
-_queues_mod = None      # 3.13: its queues module
+_interp_mod = None      # 3.13+: the high-level (PEP 734) module
+_queues_mod = None      # 3.13+: its queues module
 _xxsub = None           # 3.12: _xxsubinterpreters
-_interp_skip = None
+_interp_error = None    # why none could be imported: every user fails
 
-if PY313:
+if PY314:
+    try:
+        from concurrent import interpreters as _interp_mod
+        # The module with the shape of 3.13's queues (create, Queue,
+        # QueueEmpty, ...); concurrent.interpreters re-exports its public
+        # names (create_queue, Queue, QueueEmpty, QueueFull).
+        from concurrent.interpreters import _queues as _queues_mod
+    except ImportError as e:  # pragma: no cover
+        _interp_error = (f"concurrent.interpreters cannot be imported on "
+                         f"Python {sys.version.split()[0]}: {e}")
+elif PY313:
     try:
         from test.support import interpreters as _interp_mod
         from test.support.interpreters import queues as _queues_mod
-    except ImportError:
+    except ImportError as e:
         try:
             from interpreters_backport import interpreters as _interp_mod
             from interpreters_backport.interpreters import queues as _queues_mod
-        except ImportError as e:  # pragma: no cover
-            _interp_skip = f"no subinterpreter module: {e}"
+        except ImportError as e2:  # pragma: no cover
+            _interp_error = (
+                f"neither test.support.interpreters ({e}) nor "
+                f"interpreters_backport ({e2}) can be imported on Python "
+                f"{sys.version.split()[0]}: install CPython's test package "
+                f"(Debian: libpython3.13-testsuite) or interpreters-pep-734")
 else:
     try:
         import _xxsubinterpreters as _xxsub
     except ImportError as e:  # pragma: no cover
-        _interp_skip = f"no _xxsubinterpreters: {e}"
+        _interp_error = f"_xxsubinterpreters cannot be imported: {e}"
+
+
+def interpreters_module_name():
+    """The module the tests drive subinterpreters with (for reports)."""
+    if _interp_mod is not None:
+        return _interp_mod.__name__
+    if _xxsub is not None:
+        return _xxsub.__name__
+    return None
+
+
+def pytest_report_header(config):
+    name = interpreters_module_name()
+    return [f"subinterpreters: {name or 'NONE: ' + _interp_error}"]
 
 
 def interp_modules():
-    """(interpreters, queues) on 3.13; (None, None) on 3.12."""
+    """(interpreters, queues) on 3.13 and later; (None, None) on 3.12.
+
+    3.13: test.support.interpreters and its queues. 3.14+:
+    concurrent.interpreters and concurrent.interpreters._queues (same shape
+    as 3.13's queues, except that create() has no ``syncobj``: every
+    shareable object crosses natively, see ``create_shareable_queue``)."""
     return _interp_mod, _queues_mod
 
 
@@ -116,8 +154,47 @@ def xxsubinterpreters():
 
 
 def require_subinterpreters():
-    if _interp_skip:
-        pytest.skip(_interp_skip)
+    """Fail (never skip) the calling test when this Python's interpreters
+    module could not be imported: the test environment is broken."""
+    if _interp_error:
+        pytest.fail(f"no subinterpreter module: {_interp_error}",
+                    pytrace=False)
+
+
+def create_shareable_queue(maxsize=0):
+    """A stdlib cross-interpreter queue that passes shareable objects (such
+    as libchan's) natively rather than pickled: 3.13's
+    ``queues.create(syncobj=True)``; on 3.14+ ``create_queue()``, which
+    sends every shareable object natively (and pickles only the others).
+    Fails on 3.12, which has no such queue."""
+    require_subinterpreters()
+    if _queues_mod is None:
+        pytest.fail(f"no interpreters queues on Python "
+                    f"{sys.version.split()[0]}", pytrace=False)
+    if PY314:
+        return _interp_mod.create_queue(maxsize)
+    return _queues_mod.create(maxsize, syncobj=True)
+
+
+# The low-level channels of the interpreters module: 3.12 _xxinterpchannels,
+# 3.13+ _interpchannels (whose send takes an unbound-item op, 3 = UNBOUND,
+# the high-level default, and must not block until received; recv returns
+# (obj, unboundop)). Code to exec, in the main interpreter or a subinterpreter:
+# it defines chans, ch_create(), ch_send(cid, obj) and ch_recv(cid).
+CHANNELS_SHIM = """
+try:
+    import _interpchannels as chans
+except ImportError:
+    import _xxinterpchannels as chans
+    ch_create, ch_send, ch_recv = chans.create, chans.send, chans.recv
+else:
+    def ch_create():
+        return chans.create(3)
+    def ch_send(cid, obj):
+        chans.send(cid, obj, 3, blocking=False)
+    def ch_recv(cid):
+        return chans.recv(cid)[0]
+"""
 
 
 class SubinterpreterError(Exception):

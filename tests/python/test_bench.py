@@ -1,5 +1,6 @@
 """The benchmark: a smoke test (`python -m libchan.bench --quick --json -`
-finishes and reports every payload x peer cell in the documented shape),
+finishes and reports every payload x peer cell, the memory and the
+executor sections in the documented shape),
 and cheap unit tests of its CPython-version adapter, libchan.bench.interp
 (which module makes subinterpreters, which stdlib queues are the peers)."""
 
@@ -79,6 +80,76 @@ def test_bench_quick_json():
     assert header.split()[1:] == [
         "libchan", *STDLIB, "mp.Queue", "mp.Pipe", "SimpleQ", "pickle"]
     assert "Targets:" in p.stderr
+    check_memory(doc, p.stderr)
+    check_executor(doc, p.stderr)
+
+
+def check_executor(doc, text):
+    """The executor section (libchan.bench.executor): the five measures for
+    libchan's executor and every peer this Python has, in one run, with
+    the ratios and the targets."""
+    ex = doc["executor"]
+    assert ex["runs"] == 1 and ex["workers"] == 2
+    measures = ["cold", "roundtrip", "inflight", "map", "cpu"]
+    assert list(ex["measures"]) == measures
+    peers = ["libchan", "thread", "proc.spawn", "proc.forkserver",
+             "std.interp"]
+    assert list(ex["peers"]) == peers
+    # the stdlib InterpreterPoolExecutor exists from 3.14
+    assert ex["peers"]["std.interp"]["available"] == \
+        (sys.version_info >= (3, 14))
+    for peer in peers:
+        for m in measures:
+            c = ex["results"][peer][m]
+            if not ex["peers"][peer]["available"]:
+                assert c["status"] == "n/a" and c["reason"]
+                continue
+            assert c["status"] == "ok", (peer, m, c)
+            assert c["median"] > 0 and len(c["samples"]) == 1
+    for peer in peers[1:]:
+        assert set(ex["ratios"][peer]) == set(measures)
+        if ex["peers"][peer]["available"]:
+            assert all(v > 0 for v in ex["ratios"][peer].values()), peer
+    names = {t["target"] for t in doc["targets"]}
+    executor_targets = {n for n in names if n.startswith("executor ")}
+    assert len(executor_targets) == 8
+    for t in doc["targets"]:
+        if t["target"].startswith("executor ") and "stdlib" in t["target"]:
+            assert (t["measured"] is None) == (sys.version_info < (3, 14))
+    assert "Executors, 2 workers each" in text
+    header = next(ln for ln in text.splitlines()
+                  if ln.startswith("measure") and "std.interp" in ln)
+    assert header.split()[1:] == peers
+
+
+def check_memory(doc, text):
+    """The memory section (libchan.bench.memory): bytes per queued item for
+    every payload and transport, dumps of 1 MiB, and their targets."""
+    mem = doc["memory"]
+    assert set(mem["rows"]) == PAYLOADS
+    cols = ["libchan", "SimpleQ+pkl"] + (
+        ["ci.Queue"] if sys.version_info >= (3, 14) else [])
+    for key, row in mem["rows"].items():
+        assert "error" not in row, (key, row)
+        assert row["dumps"] >= 24
+        for col in cols:
+            assert "error" not in row[col], (key, col, row[col])
+            assert row[col]["n"] >= 16
+        # every libchan item pays at least its 16-byte value
+        assert row["libchan"]["bytes"] >= 16, (key, row)
+        assert "value" in row and "want" in row
+    assert mem["slot_bytes"] > 0
+    d = mem["dumps_1mib_us"]
+    assert set(d) == {"libchan.dumps", "pickle.dumps", "memcpy"}
+    assert all(v > 0 for v in d.values())
+    names = {t["target"] for t in doc["targets"]}
+    assert {"queued small value / (encoding + 32 B), worst payload",
+            "queued large value / encoding, worst payload",
+            "libchan objects per queued value, bytes inline",
+            "dumps of 1 MiB bytes / pickle.dumps"} <= names
+    assert "Memory per queued item" in text
+    assert "dumps of 1 MiB of bytes" in text
+
 
 
 # --------------------------------------------------------------------------

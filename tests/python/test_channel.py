@@ -1,10 +1,8 @@
 """libchan.Channel: the queue.Queue interface, errors, shutdown, lookup,
 and threads."""
 
-import copy
 import gc
 import itertools
-import pickle
 import queue
 import sys
 import threading
@@ -62,9 +60,10 @@ def test_ids_unique():
 
 @pytest.mark.parametrize("size", [-1, -100])
 def test_negative_maxsize_is_unbounded(size):
-    # As queue.Queue: maxsize <= 0 means no limit.
+    # As queue.Queue: maxsize <= 0 means no limit (and is reported as given:
+    # test_stdlib_compat.py).
     for ch in (Channel(size), Channel(maxsize=size)):
-        assert ch.maxsize == 0
+        assert ch.maxsize == size
         for i in range(1000):
             ch.put_nowait(i)
         assert not ch.full() and ch.qsize() == 1000
@@ -522,19 +521,7 @@ def test_equality_and_hash():
     assert len({a, b, libchan.lookup(a.id), libchan.lookup(b.id)}) == 2
 
 
-@pytest.mark.parametrize("proto", range(pickle.HIGHEST_PROTOCOL + 1))
-def test_pickle_refused(proto):
-    ch = Channel(name=uname())
-    with pytest.raises(TypeError):
-        pickle.dumps(ch, proto)
-
-
-def test_copy_refused():
-    ch = Channel()
-    with pytest.raises(TypeError):
-        copy.copy(ch)
-    with pytest.raises(TypeError):
-        copy.deepcopy(ch)
+# Pickling and copying a Channel: test_stdlib_compat.py.
 
 
 def test_channel_through_channel():

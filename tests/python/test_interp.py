@@ -4,6 +4,7 @@ import collections
 import gc
 import os
 import sys
+import textwrap
 import time
 
 import pytest
@@ -11,7 +12,8 @@ import pytest
 import libchan
 from libchan import Channel, SharedBuffer, SharedTuple
 
-from conftest import (PY313, SubinterpreterError, ThreadRunner, interp_modules,
+from conftest import (CHANNELS_SHIM, PY313, SubinterpreterError,
+                      ThreadRunner, create_shareable_queue, interp_modules,
                       require_subinterpreters, wait_parked, xxsubinterpreters)
 
 pytestmark = pytest.mark.usefixtures("make_interp")
@@ -185,58 +187,50 @@ def test_main_woken_by_subinterpreter(interp):
 # Per-interpreter GIL
 # --------------------------------------------------------------------------
 
-CPU = """
-    import libchan, time
-    start = libchan.lookup({start})
-    done = libchan.lookup({done})
-    start.get(timeout=60)
-    n = 0
-    for i in range({n}):
-        n += i
-    done.put(n)
+# Two interpreters run Python at the same instant: proved without timing.
+# HOLDER raises its GIL's switch interval to 100 s, so it never hands its GIL
+# to another thread while it spins in pure Python (get_nowait does not
+# release it). It wakes WAKER (parked in get) and spins until WAKER answers.
+# WAKER needs a GIL to return from get() and put the answer: with a GIL of
+# its own it answers at once; were the GIL shared, it could not run until
+# HOLDER gave up, and HOLDER reports that. The 30 s bound only ends a
+# failing run; a passing one does not depend on how long anything takes.
+HOLDER = """
+    import libchan, sys, time
+    go, answer, out = (libchan.lookup(i) for i in ({go}, {answer}, {out}))
+    sys.setswitchinterval(100.0)
+    go.put('go')
+    deadline = time.monotonic() + 30
+    got = None
+    while got is None and time.monotonic() < deadline:
+        try:
+            got = answer.get_nowait()
+        except libchan.Empty:
+            pass
+    out.put(got)
 """
 
-
-def _loops_for(seconds):
-    n = 200_000
-    t0 = time.perf_counter()
-    x = 0
-    for i in range(n):
-        x += i
-    dt = time.perf_counter() - t0
-    return max(n, int(n * seconds / max(dt, 1e-6)))
-
-
-def _run_cpu(make_interp, count, loops):
-    start, done = Channel(), Channel()
-    interps = [make_interp() for _ in range(count)]
-    runners = [i.start(CPU.format(start=start.id, done=done.id, n=loops))
-               for i in interps]
-    time.sleep(0.05)                  # let them reach start.get()
-    t0 = time.perf_counter()
-    for _ in interps:
-        start.put(1)
-    for _ in interps:
-        done.get(timeout=120)
-    wall = time.perf_counter() - t0
-    for r in runners:
-        r.join(60)
-    for i in interps:
-        i.close()
-    return wall
+WAKER = """
+    import libchan
+    go, answer = libchan.lookup({go}), libchan.lookup({answer})
+    go.get(timeout=60)
+    answer.put('answered while the other interpreter held its GIL')
+"""
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPUs")
 def test_per_interpreter_gil_parallelism(make_interp):
-    loops = _loops_for(0.3)
-    ratios = []
-    for _ in range(3):            # a loaded machine gets two more tries
-        one = _run_cpu(make_interp, 1, loops)
-        two = _run_cpu(make_interp, 2, loops)
-        ratios.append(two / one)
-        if two < 1.6 * one:
-            return
-    pytest.fail(f"2 subinterpreters took {ratios} x the time of one")
+    go, answer, out = Channel(), Channel(), Channel()
+    ids = dict(go=go.id, answer=answer.id, out=out.id)
+    waker, holder = make_interp(), make_interp()
+    w = waker.start(WAKER.format(**ids))
+    h = holder.start(HOLDER.format(**ids))
+    got = out.get(timeout=60)
+    h.join(60)
+    w.join(60)
+    assert got == 'answered while the other interpreter held its GIL', (
+        "a subinterpreter could not run while another held its GIL: "
+        "they share one")
 
 
 # --------------------------------------------------------------------------
@@ -507,12 +501,10 @@ def test_stdlib_shared_slice(interp):
     assert ch.get(timeout=10) == (sb.address + 50, bytes(range(50, 60)))
 
 
-@pytest.mark.skipif(not PY313, reason="queues.create(syncobj=True): 3.13")
+@pytest.mark.skipif(not PY313, reason="3.12 has no interpreters queue")
 def test_stdlib_queue_syncobj_in_main():
-    _, queues = interp_modules()
-    if queues is None:
-        pytest.skip("no interpreters.queues")
-    q = queues.create(syncobj=True)
+    """3.13: queues.create(syncobj=True); 3.14+: create_queue()."""
+    q = create_shareable_queue()
     sb = SharedBuffer(b"queue" * 100)
     st = SharedTuple((1, (2, "x")))
     ch = Channel()
@@ -527,14 +519,13 @@ def test_stdlib_queue_syncobj_in_main():
     del q
 
 
-@pytest.mark.skipif(not PY313, reason="queues.create(syncobj=True): 3.13")
+@pytest.mark.skipif(not PY313, reason="3.12 has no interpreters queue")
 def test_stdlib_queue_syncobj_across_interpreters(interp):
+    """3.13: queues.create(syncobj=True); 3.14+: create_queue()."""
     _, queues = interp_modules()
-    if queues is None:
-        pytest.skip("no interpreters.queues")
     modname = queues.__name__
-    q = queues.create(syncobj=True)
-    back = queues.create(syncobj=True)
+    q = create_shareable_queue()
+    back = create_shareable_queue()
     sb = SharedBuffer(b"across" * 1000)
     st = SharedTuple((1, (2, "x"), b"y"))
     ch = Channel()
@@ -563,25 +554,25 @@ def test_stdlib_queue_syncobj_across_interpreters(interp):
     del q, back
 
 
-@pytest.mark.skipif(PY313, reason="_xxinterpchannels: 3.12")
-def test_stdlib_xxinterpchannels_312(interp):
-    import _xxinterpchannels as chans
-    cid = chans.create()
+def test_stdlib_interpchannels(interp):
+    ns = {}
+    exec(CHANNELS_SHIM, ns)
+    chans, ch_send, ch_recv = ns["chans"], ns["ch_send"], ns["ch_recv"]
+    cid = ns["ch_create"]()
     try:
         sb = SharedBuffer(b"xxchan" * 100)
         st = SharedTuple((1, (2,)))
         ch = Channel()
         for x in (sb, st, ch):
-            chans.send(cid, x)
-        interp.exec(f"""
-            import _xxinterpchannels as chans
-            buf, tup, ch = (chans.recv({int(cid)}) for _ in range(3))
+            ch_send(cid, x)
+        interp.exec(CHANNELS_SHIM + textwrap.dedent(f"""
+            buf, tup, ch = (ch_recv({int(cid)}) for _ in range(3))
             ch.put((buf.address, tuple(tup), type(tup).__name__))
-            chans.send({int(cid)}, buf)
+            ch_send({int(cid)}, buf)
             del buf, tup, ch
-        """)
+        """))
         assert ch.get(timeout=10) == (sb.address, (1, (2,)), "SharedTuple")
-        back = chans.recv(cid)
+        back = ch_recv(cid)
         assert type(back) is SharedBuffer and back.address == sb.address
         del back
     finally:

@@ -4,6 +4,7 @@ type, extremes, pickled fallbacks, refusals, and corrupt input."""
 import array
 import collections
 import enum
+import gc
 import math
 import pathlib
 import random
@@ -588,6 +589,65 @@ def test_dumps_large_bytes_self_contained():
     assert len(out) > 2 * len(big)
     assert loads(out) == [big, big]
     assert loads(bytes(out)) == [big, big]
+
+
+@pytest.mark.parametrize("n", [0, 1, 8, 231, 232, 1000, 65536, 1 << 20])
+def test_dumps_bytes_is_written_once_at_its_size(n):
+    """dumps writes into the bytes object it returns (grown as needed,
+    trimmed at the end): exactly the header, the slot and the padded
+    payload, whatever the size hint did."""
+    data = bytes(range(256)) * (n // 256 + 1)
+    data = data[:n]
+    out = dumps(data)
+    assert type(out) is bytes
+    assert len(out) == 24 + (n + 7) // 8 * 8
+    assert out[24:24 + n] == data and loads(out) == data
+
+
+@pytest.mark.parametrize("x", [
+    tuple("s%d" % i for i in range(3000)),          # the hint is exact
+    tuple(("k", i, "é" * (i % 7)) for i in range(2000)),   # grown
+    ["x" * 300, ["y" * 5000, ("z" * 70000,)]],      # grown past 64 KiB
+    tuple(range(10000)) + (Decimal("1.5"),),       # pickled element
+])
+def test_dumps_grown_and_trimmed(x):
+    out = dumps(x)
+    assert type(out) is bytes and same(loads(out), x)
+    if type(x) is tuple:
+        assert out == dumps(SharedTuple(x))
+    ch = Channel()
+    ch.put(x)
+    assert same(ch.get_nowait(), x)
+
+
+def test_queued_value_is_one_object():
+    """A queued value that is not a scalar is one libchan object: its
+    encoding and side table in one block. Bytes of 64 KiB and more travel in
+    a shared buffer of their own, one more."""
+    ch = Channel()
+    try:
+        gc.collect()
+        base = libchan.debug_counters()["live_objects"]
+        for i in range(100):
+            ch.put((i, "x"))
+        ch.put("20 characters, ascii")
+        ch.put(tuple(range(1000)))
+        ch.put(b"b" * 60000)
+        assert libchan.debug_counters()["live_objects"] == base + 103
+        ch.put(b"b" * 65536)
+        assert libchan.debug_counters()["live_objects"] == base + 105
+        ch.put(7)
+        ch.put(None)
+        assert libchan.debug_counters()["live_objects"] == base + 105
+        for i in range(100):
+            assert ch.get_nowait() == (i, "x")
+        assert ch.get_nowait() == "20 characters, ascii"
+        assert ch.get_nowait() == tuple(range(1000))
+        assert ch.get_nowait() == b"b" * 60000
+        assert ch.get_nowait() == b"b" * 65536
+        assert libchan.debug_counters()["live_objects"] == base
+    finally:
+        ch.shutdown(immediate=True)
 
 
 # --------------------------------------------------------------------------

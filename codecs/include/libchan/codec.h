@@ -5,7 +5,8 @@
  * over it. Four parts:
  *
  *   encoder   lch_enc_*      builder calls that write straight into one
- *                            growable buffer and finish into an lch_encoded
+ *                            growable block and finish into an lch_encoded
+ *                            (or into the caller's memory: lch_enc_sink)
  *   encoded   lch_encoded_*  the immutable, refcounted result (an lch_object
  *                            of type LCH_TYPE_ENCODED): flat bytes plus a
  *                            side table of object references
@@ -59,8 +60,12 @@ extern "C" {
 /* Largest flat encoding (offsets are u32). */
 #define LCH_CODEC_MAX_FLAT ((size_t)0xFFFFFFF8u)
 /* Default threshold: bytes payloads at least this long are stored as a
- * shared lch_buffer in the side table instead of being copied inline. */
-#define LCH_CODEC_EXT_MIN ((size_t)4096)
+ * shared lch_buffer in the side table instead of being copied inline. It is
+ * the size from which buffers come from the large-block cache
+ * (LCH_BUFFER_CACHE_MIN): a shorter payload copied into a buffer of its own
+ * would cost a second allocation and ~150 bytes of header and alignment for
+ * no gain, since the bytes are copied either way. */
+#define LCH_CODEC_EXT_MIN ((size_t)64 * 1024)
 
 /* Types as readers see them. Both string widths and both bytes forms
  * collapse into LCH_V_STR and LCH_V_BYTES. */
@@ -116,22 +121,46 @@ typedef struct lch_enc {
     } priv_;
 } lch_enc;
 
+/* Memory of the caller's that the encoder writes the flat bytes into, for
+ * lch_enc_finish_flat(): a binding can encode straight into its own bytes
+ * object, so that the payload is copied once.
+ *
+ * resize has realloc's contract: it returns an area of `size` bytes whose
+ * first `keep` bytes are those of `old` (`old` is NULL, and keep 0, on the
+ * first call), or NULL when it cannot. After NULL the encoder fails with
+ * LCH_ENOMEM and never touches `old` again. The encoder calls it when the
+ * value outgrows the area (the first time with size_hint if that is
+ * enough), and once at the end, only if the area is not already exactly the
+ * flat length, to trim it to that length. The memory stays the caller's
+ * throughout: the encoder never frees it, on success or failure. Called on
+ * the encoding thread only. */
+typedef struct lch_enc_sink {
+    void *(*resize)(void *ctx, void *old, size_t keep, size_t size);
+    void *ctx;
+} lch_enc_sink;
+
 typedef struct lch_enc_opts {
-    /* Expected flat size in bytes; 0 = let the encoder guess. A good hint
-     * makes the encode a single allocation even for large values. */
+    /* Expected flat size in bytes; 0 = let the encoder guess. An exact (or
+     * larger) hint makes the encode a single allocation even for large
+     * values: the first block is made that size. */
     size_t size_hint;
     /* Bytes payloads of at least this many bytes go into the side table as
      * shared buffers (lch_enc_bytes copies once into a new buffer;
      * lch_enc_bytes_buffer shares the caller's). 0 = LCH_CODEC_EXT_MIN;
      * SIZE_MAX = never: the result is self-contained flat bytes. */
     size_t ext_min;
+    /* NULL: the result is an lch_encoded (lch_enc_finish). Otherwise the
+     * flat bytes go into the caller's memory (lch_enc_finish_flat); the
+     * sink is copied, ctx must stay valid until finish or abort. */
+    const lch_enc_sink *sink;
 } lch_enc_opts;
 
 /* Start encoding one value (opts NULL = defaults). Allocates nothing: small
- * values are assembled in the lch_enc itself and land in a buffer of exactly
- * the right size at finish. Every later call on this encoder must be followed
- * by lch_enc_finish() or lch_enc_abort(), which release what it holds.
- * Returns LCH_EINVAL for a NULL encoder. */
+ * values are assembled in the lch_enc itself and land in one block of
+ * exactly the right size at finish; larger ones grow a block that finish
+ * trims to size. Every later call on this encoder must be followed by
+ * lch_enc_finish() (lch_enc_finish_flat() with a sink) or lch_enc_abort(),
+ * which release what it holds. Returns LCH_EINVAL for a NULL encoder. */
 LCH_API int lch_enc_begin(lch_enc *enc, const lch_enc_opts *opts);
 
 /* Value calls. Each appends one value: the root value, or the next element
@@ -200,6 +229,17 @@ LCH_API int lch_enc_end(lch_enc *enc);
  * spent; lch_enc_begin() may reuse its storage. */
 LCH_API int lch_enc_finish(lch_enc *enc, lch_encoded **out);
 
+/* Finish an encoder begun with a sink: the root value must be complete and
+ * hold no side-table reference (ext_min SIZE_MAX, no objects). On success
+ * the flat bytes are the first *len bytes of the area the sink returned
+ * last, trimmed to exactly *len. On failure (the sticky error, LCH_EINVAL
+ * for an incomplete value, a value with references or an encoder without a
+ * sink, LCH_ENOMEM) *len is 0 and the encoder has released its references;
+ * the area, if any, is still the caller's to free. Either way the encoder
+ * is spent. Never blocks, except in the sink's resize; on the encoding
+ * thread. */
+LCH_API int lch_enc_finish_flat(lch_enc *enc, size_t *len);
+
 /* Give up: release everything the encoder holds. Idempotent after
  * lch_enc_begin: safe after an error, after finish and after another abort. */
 LCH_API void lch_enc_abort(lch_enc *enc);
@@ -230,13 +270,18 @@ LCH_API int lch_encoded_from_buffer(lch_encoded **out, lch_buffer *flat,
                                     lch_object *const *refs, size_t nrefs,
                                     lch_codec_error *err);
 
-/* The flat bytes (64-byte aligned when made by the encoder) and their
- * length; valid while the caller holds a reference. NULL/0 for NULL. */
+/* The flat bytes and their length; valid while the caller holds a
+ * reference. NULL/0 for NULL. Made by the encoder or lch_encoded_from_bytes
+ * they are at least 8-byte aligned (they follow the 16-byte object header
+ * in one block), and 64-byte aligned from 64 KiB on (a block of the buffer
+ * cache). */
 LCH_API const void *lch_encoded_data(const lch_encoded *e);
 LCH_API size_t lch_encoded_len(const lch_encoded *e);
-/* The flat bytes as a shared buffer: a new reference owned by the caller
- * (a slice of the encoded value's storage; no copy). Errors: LCH_EINVAL,
- * LCH_ENOMEM, LCH_EOVERFLOW. */
+/* The flat bytes as a shared buffer: a new reference owned by the caller,
+ * over the encoded value's own storage (no copy). The buffer keeps the
+ * storage alive: for a value made by the encoder or lch_encoded_from_bytes,
+ * that is a reference to the whole encoded value, side table included.
+ * Errors: LCH_EINVAL, LCH_ENOMEM, LCH_EOVERFLOW. */
 LCH_API int lch_encoded_buffer(lch_encoded *e, lch_buffer **out);
 /* Side table: entries and entry i (borrowed: valid while the caller holds
  * the encoded value; NULL if i is out of range). */

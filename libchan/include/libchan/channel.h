@@ -3,15 +3,26 @@
  * Synchronization table: which operations may run at the same time on one
  * channel, from any threads (X = yes, safely; the channel is the only shared
  * state, and no call takes a lock another call can hold while blocked).
+ * select = lch_channel_select with a case on this channel; waiter =
+ * lch_waiter_recv/_send/_select/_disarm/_take/_free on a waiter armed on
+ * it (libchan/select.h).
  *
- *                  send  recv  send_batch  recv_batch  close  close_now  len/id  unref(not last)
- *   send            X     X       X           X         X        X        X        X
- *   recv            X     X       X           X         X        X        X        X
- *   send_batch      X     X       X           X         X        X        X        X
- *   recv_batch      X     X       X           X         X        X        X        X
- *   close           X     X       X           X         X        X        X        X
- *   close_now       X     X       X           X         X        X        X        X
- *   len/id/...      X     X       X           X         X        X        X        X
+ *                send recv send_  recv_  close close_ len/ unref     select waiter
+ *                          batch  batch        now    id   (not last)
+ *   send          X    X    X      X      X     X      X    X         X      X
+ *   recv          X    X    X      X      X     X      X    X         X      X
+ *   send_batch    X    X    X      X      X     X      X    X         X      X
+ *   recv_batch    X    X    X      X      X     X      X    X         X      X
+ *   close         X    X    X      X      X     X      X    X         X      X
+ *   close_now     X    X    X      X      X     X      X    X         X      X
+ *   len/id/...    X    X    X      X      X     X      X    X         X      X
+ *   select        X    X    X      X      X     X      X    X         X      X
+ *   waiter        X    X    X      X      X     X      X    X         X      X*
+ *
+ * X*: two waiters armed on one channel, each from its owner's thread; the
+ * calls on one waiter are never concurrent with each other (its owner's
+ * thread makes them). An armed waiter holds a reference to the channel, so
+ * its calls never race with the channel's last unref.
  *
  * The only rule: a thread must hold a reference for as long as it calls into a
  * channel, so the last unref cannot race with any other call on that channel.
@@ -33,7 +44,8 @@
  * transferred), so a language binding can run its signal handlers.
  *
  * Close: lch_channel_close() is idempotent and wakes every parked sender and
- * receiver. Afterwards sends fail with LCH_ECLOSED and receives drain what is
+ * receiver (a select waiting on the channel among others too) and fires
+ * every fd waiter armed on it. Afterwards sends fail with LCH_ECLOSED and receives drain what is
  * queued, then fail with LCH_ECLOSED. lch_channel_close_now() also discards and
  * releases what is queued. Every object reference queued in a channel is
  * released exactly once: by the receiver that gets it, by close_now, or when
@@ -73,14 +85,18 @@ typedef struct lch_channel_opts {
     int64_t spin_ns;  /* < 0: LCH_DEFAULT_SPIN_NS; 0: park at once */
     /* Not interpreted by libchan: a binding's per-channel settings, fixed
      * at creation, so every holder of the channel (another interpreter, a
-     * lookup by name) reads the same (lch_channel_user_flags). */
+     * lookup by name) reads the same (lch_channel_user_flags and
+     * lch_channel_user_value). The Python binding keeps its flags in the
+     * first and, in the second, the maxsize it was given (which may be
+     * negative: Python reports it as given, and treats it as unbounded). */
     uint32_t user_flags;
+    int64_t user_value;
 } lch_channel_opts;
 
 /* Initialise options with this, then set the fields you need, so code keeps
  * its meaning if fields are added:
  *     lch_channel_opts o = LCH_CHANNEL_OPTS_INIT; o.capacity = 64; */
-#define LCH_CHANNEL_OPTS_INIT {0, NULL, -1, 0}
+#define LCH_CHANNEL_OPTS_INIT {0, NULL, -1, 0, 0}
 
 /* Create an anonymous channel. capacity 0 means unbounded. On success *out
  * holds the only reference, owned by the caller; on failure *out is NULL.
@@ -152,9 +168,10 @@ LCH_API uint64_t lch_channel_id(const lch_channel *ch);
 /* The name given at creation, or NULL. Valid while the caller holds a
  * reference. */
 LCH_API const char *lch_channel_name(const lch_channel *ch);
-/* The user_flags given at creation (0 for NULL): a plain value, nothing to
- * own or release. Never blocks; any thread, at any time. */
+/* The user_flags and user_value given at creation (0 for NULL): plain
+ * values, nothing to own or release. Never block; any thread, at any time. */
 LCH_API uint32_t lch_channel_user_flags(const lch_channel *ch);
+LCH_API int64_t lch_channel_user_value(const lch_channel *ch);
 
 /* Reference counting (see libchan/object.h). lch_channel_unref accepts NULL.
  * The last unref removes the channel from the registry, releases what is

@@ -1,7 +1,7 @@
 /* libchan/debug.h: counters for tests and leak hunting.
  *
  * System-call counters are always on: they are bumped only next to a futex
- * call, which costs far more. Object tracking is off by default because a
+ * call or an eventfd write, which cost far more. Object tracking is off by default because a
  * shared counter would bounce a cache line on every object created and
  * destroyed; switch it on before creating the objects you want counted. */
 #ifndef LIBCHAN_DEBUG_H
@@ -20,6 +20,7 @@ typedef struct lch_debug_counters {
     uint64_t futex_waits; /* FUTEX_WAIT calls made by libchan */
     uint64_t futex_wakes; /* FUTEX_WAKE calls made by libchan */
     int64_t live_objects; /* tracked objects not yet destroyed */
+    uint64_t fd_signals;  /* eventfd writes made for fd waiters */
 } lch_debug_counters;
 
 /* Snapshot of the process-wide counters (relaxed reads). Any thread. */

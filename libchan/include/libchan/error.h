@@ -27,7 +27,8 @@ extern "C" {
     X(ENOENT, -8, "not found")                                                 \
     X(EEXIST, -9, "name already in use")                                       \
     X(EOVERFLOW, -10, "reference count would overflow")                       \
-    X(ECORRUPT, -11, "corrupt or invalid encoded data")
+    X(ECORRUPT, -11, "corrupt or invalid encoded data")                       \
+    X(EMFILE, -12, "no file descriptor available")
 
 typedef enum lch_err {
 #define LCH__ERR_ENUM(name, value, msg) LCH_##name = (value),

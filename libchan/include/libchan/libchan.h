@@ -9,6 +9,7 @@
 #include "libchan/error.h"
 #include "libchan/export.h"
 #include "libchan/object.h"
+#include "libchan/select.h"
 #include "libchan/value.h"
 
 #endif /* LIBCHAN_LIBCHAN_H */

@@ -42,6 +42,10 @@ One module per job:
 - ``peers``: the main interpreter's end of each transport;
 - ``payloads``: what is sent, and the one-thread codec and memcpy runners;
 - ``timing``: cells, calibration and the interleaved schedule;
+- ``memory``: bytes per queued item and ``dumps`` of 1 MiB, each payload
+  in a child process of its own;
+- ``executor``: libchan's InterpreterPoolExecutor against the stdlib's
+  executors (cold start, round trip, tasks in flight, map, CPU scaling);
 - ``report``: the text tables, targets and JSON; ``plot``: the bar chart;
 - ``cli``: the command line, which ties them together.
 """

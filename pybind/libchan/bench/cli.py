@@ -242,12 +242,26 @@ def main(argv=None):
             ch.shutdown(immediate=True)
         _progress(show, "")
 
+    # Memory per queued item and dumps of 1 MiB: child processes of their
+    # own (libchan.bench.memory), after the timed cells.
+    from libchan.bench.memory import run_memory
+    memory = run_memory([k for k, _ in labels], quick=args.quick,
+                        progress=lambda text: _progress(show, text))
+    _progress(show, "")
+    # Executors (libchan.bench.executor): libchan's and the stdlib's.
+    from libchan.bench.executor import run_executor
+    executor = run_executor(quick=args.quick, runs=args.runs,
+                            progress=lambda text: _progress(show, text))
+    _progress(show, "")
+
     meta["loadavg_end"] = loadavg()
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     if leftovers:
         meta["notes"].append("could not stop cleanly: " + ", ".join(leftovers))
     meta["notes"].append("this run took %.0f s" % meta["elapsed_s"])
     rep = Report(meta, transports, labels, cells, floors)
+    rep.memory = memory
+    rep.executor = executor
     print(rep.text(), file=out)
     out.flush()
     if args.json:
@@ -265,6 +279,8 @@ def main(argv=None):
             print("--plot needs matplotlib: %s" % e, file=sys.stderr)
     lib_failed = [c for c in cells.values() if c.status == "error" and (
         c.peer == "libchan" or c.peer.startswith(("libchan.", "Channel.")))]
+    lib_failed += [k for k, c in executor["results"]["libchan"].items()
+                   if c["status"] == "error"]
     status = 1 if lib_failed else 0
     sys.stdout.flush()
     sys.stderr.flush()

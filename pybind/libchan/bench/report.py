@@ -68,6 +68,8 @@ class Report:
         self.labels = payload_labels
         self.cells = cells          # (table, payload, peer) -> Cell
         self.floors = floors        # name -> Cell
+        self.memory = None          # libchan.bench.memory.run_memory()
+        self.executor = None        # libchan.bench.executor.run_executor()
 
     def get(self, table, payload, peer):
         return self.cells.get((table, payload, peer))
@@ -140,6 +142,12 @@ class Report:
             add("1 MiB bytes %s / one memcpy of 1 MiB" % what,
                 None if v is None or mc is None else v / mc, "x", "<=", 3.0,
                 "memcpy: %s us" % fmt_us(mc))
+        if self.memory is not None:
+            from libchan.bench.memory import memory_targets
+            T.extend(memory_targets(self.memory))
+        if self.executor is not None:
+            from libchan.bench.executor import executor_targets
+            T.extend(executor_targets(self.executor))
         return T
 
     def text(self):
@@ -209,6 +217,14 @@ class Report:
         for name, c in self.floors.items():
             L.append("  %-48s %s us" % (name, cell_text(c)))
         L.append("")
+        if self.memory is not None:
+            from libchan.bench.memory import memory_lines
+            L.extend(memory_lines(self.memory, self.labels))
+            L.append("")
+        if self.executor is not None:
+            from libchan.bench.executor import executor_lines
+            L.extend(executor_lines(self.executor))
+            L.append("")
         L.append("Targets:")
         for t in self.targets():
             v = t["measured"]
@@ -269,4 +285,6 @@ class Report:
             "floors": {k: cell_json(c) for k, c in self.floors.items()},
             "ratios": ratios,
             "targets": self.targets(),
+            "memory": self.memory,
+            "executor": self.executor,
         }
