@@ -459,15 +459,6 @@ struct sstress {
     sworker prod[SP], cons[SC + 1]; /* the last consumer uses plain recv */
 };
 
-static uint64_t xs(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 static void *sprod_main(void *arg)
 {
     sworker *w = arg;
@@ -493,14 +484,14 @@ static void *sprod_main(void *arg)
              * takes it owns it; the other cases alias the same value. */
             lch_select_case cases[MAXN];
             size_t k = 0, idx;
-            size_t m = 1 + (size_t)(xs(&w->rng) % r->n);
-            size_t first = (size_t)(xs(&w->rng) % r->n);
+            size_t m = 1 + (size_t)(tu_rand(&w->rng) % r->n);
+            size_t first = (size_t)(tu_rand(&w->rng) % r->n);
             for (size_t j = 0; j < m; j++)
                 cases[k++] = (lch_select_case){r->chs[(first + j) % r->n],
                                                LCH_SEND, v};
             rc = lch_channel_select(cases, k, &idx, LCH_FOREVER);
         } else {
-            rc = lch_channel_send(r->chs[xs(&w->rng) % r->n], v, LCH_FOREVER);
+            rc = lch_channel_send(r->chs[tu_rand(&w->rng) % r->n], v, LCH_FOREVER);
         }
         if (rc != LCH_OK) {
             w->bad_rc = rc;

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,53 @@ static void test_waiter_bad_args(void **state)
     assert_int_equal(lch_waiter_take(w, &ev, 0), 0);
     assert_int_equal(lch_waiter_take(w, &ev, 1), 0);
     lch_waiter_free(NULL);
+    lch_waiter_free(w);
+    lch_channel_unref(ch);
+}
+
+/* lch_waiter_pending: false until a notification, true (with the fd
+ * readable) after one until lch_waiter_take; a send from another thread
+ * is seen by spinning on it, with no read of the fd. */
+static void *pending_sender(void *arg)
+{
+    lch_channel *ch = arg;
+    tu_sleep_ns(TU_MS);
+    assert_rc(lch_channel_send(ch, lch_value_int(9), LCH_NOWAIT), LCH_OK);
+    return NULL;
+}
+
+static void test_waiter_pending(void **state)
+{
+    (void)state;
+    assert_false(lch_waiter_pending(NULL));
+    lch_waiter *w;
+    assert_rc(lch_waiter_create(&w), LCH_OK);
+    lch_channel *ch = tu_channel(0, 0);
+    lch_value v;
+    assert_false(lch_waiter_pending(w));
+    assert_rc(lch_waiter_recv(w, ch, &v), LCH_EAGAIN);
+    assert_false(lch_waiter_pending(w));
+    assert_rc(lch_channel_send(ch, lch_value_int(1), LCH_NOWAIT), LCH_OK);
+    assert_true(lch_waiter_pending(w));
+    assert_true(fd_readable(w, 0));
+    assert_int_equal(take_all(w, ch, LCH_RECV), 1);
+    assert_false(lch_waiter_pending(w));
+    assert_rc(lch_waiter_recv(w, ch, &v), LCH_OK);
+    assert_int_equal(v.u.i, 1);
+
+    /* Armed again; another thread sends; spin on pending alone. */
+    assert_rc(lch_waiter_recv(w, ch, &v), LCH_EAGAIN);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, pending_sender, ch), 0);
+    int64_t end = tu_now_ns() + tu_patience_ns();
+    while (!lch_waiter_pending(w) && tu_now_ns() < end)
+        ;
+    assert_true(lch_waiter_pending(w));
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(take_all(w, ch, LCH_RECV), 1);
+    assert_false(lch_waiter_pending(w));
+    assert_rc(lch_waiter_recv(w, ch, &v), LCH_OK);
+    assert_int_equal(v.u.i, 9);
     lch_waiter_free(w);
     lch_channel_unref(ch);
 }
@@ -487,15 +535,6 @@ struct lrun {
     lworker prod[LP], loops[LLOOPS], closer;
 };
 
-static uint64_t xs(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 static void *lprod_main(void *arg)
 {
     lworker *w = arg;
@@ -512,7 +551,7 @@ static void *lprod_main(void *arg)
             break;
         }
         lch_value v = lch_value_object(obj);
-        v.tag = (uint32_t)(xs(&w->rng) % LN); /* the channel, for checks */
+        v.tag = (uint32_t)(tu_rand(&w->rng) % LN); /* the channel, for checks */
         int rc = lch_channel_send(r->chs[v.tag], v, LCH_FOREVER);
         if (rc == LCH_ECLOSED) {
             atomic_fetch_add(&r->refused[id], 1);
@@ -626,17 +665,17 @@ static void *lcloser_main(void *arg)
     for (int i = 0; i < LN; i++)
         order[i] = i;
     for (int i = LN - 1; i > 0; i--) {
-        int j = (int)(xs(&w->rng) % (uint64_t)(i + 1));
+        int j = (int)(tu_rand(&w->rng) % (uint64_t)(i + 1));
         int t = order[i];
         order[i] = order[j];
         order[j] = t;
     }
     for (int k = 0; k < LN; k++) {
-        for (uint64_t spin = xs(&w->rng) % 20000; spin > 0; spin--)
+        for (uint64_t spin = tu_rand(&w->rng) % 20000; spin > 0; spin--)
             if (spin % 1000 == 0)
                 sched_yield();
         lch_channel *ch = r->chs[order[k]];
-        int rc = (xs(&w->rng) & 1) ? lch_channel_close_now(ch)
+        int rc = (tu_rand(&w->rng) & 1) ? lch_channel_close_now(ch)
                                    : lch_channel_close(ch);
         if (rc != LCH_OK)
             w->bad_rc = rc;
@@ -795,6 +834,7 @@ int main(int argc, char **argv)
     tu_init();
     const struct CMUnitTest tests[] = {
         TU_TEST(test_waiter_bad_args),
+        TU_TEST(test_waiter_pending),
         TU_TEST(test_waiter_enomem),
         TU_TEST(test_waiter_emfile),
         TU_TEST(test_waiter_recv_arm),

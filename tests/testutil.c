@@ -73,6 +73,15 @@ void tu_sleep_ns(int64_t ns)
     }
 }
 
+uint64_t tu_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
 int64_t tu_patience_ns(void)
 {
     return (int64_t)(10.0 * tu_timeout_multiplier() * (double)TU_S);

@@ -60,6 +60,10 @@ lch_channel *tu_channel(size_t capacity, int64_t spin_ns);
  * up on it: 10 s times the multiplier. */
 int64_t tu_patience_ns(void);
 
+/* xorshift64: the next number of a cheap reproducible sequence, for
+ * workers choosing at random (*state must not start at 0). */
+uint64_t tu_rand(uint64_t *state);
+
 #define TU_MS ((int64_t)1000000)
 #define TU_S ((int64_t)1000000000)
 

@@ -238,23 +238,32 @@ static int wait_closing(lch_channel *ch, struct op_args *a, int64_t deadline)
     return rc;
 }
 
+/* The absolute deadline of a wait that starts now (< 0: none; a deadline
+ * too far to represent is no deadline at all), and the end of its spin. */
+static int64_t deadline_after(int64_t now, int64_t timeout_ns)
+{
+    return timeout_ns < 0 || timeout_ns > INT64_MAX - now ? -1
+                                                          : now + timeout_ns;
+}
+
+static int64_t spin_end_after(int64_t now, int64_t spin_ns, int64_t deadline)
+{
+    int64_t end = spin_ns > INT64_MAX - now ? INT64_MAX : now + spin_ns;
+    return deadline >= 0 && deadline < end ? deadline : end;
+}
+
 /* Out of line: the uncontended fast path in channel_op stays small. */
 static LCH__NOINLINE int wait_op(lch_channel *ch, struct op_args *a,
                                  int64_t timeout_ns)
 {
     struct lch__waitq *wq = a->op == OP_SEND ? &ch->send_wq : &ch->recv_wq;
     int64_t now = lch__now_ns();
-    /* A deadline too far to represent is no deadline at all. */
-    int64_t deadline =
-        timeout_ns < 0 || timeout_ns > INT64_MAX - now ? -1 : now + timeout_ns;
+    int64_t deadline = deadline_after(now, timeout_ns);
     int rc;
 
     /* Spin: cheap when the peer is running on another core. */
     if (ch->spin_ns > 0) {
-        int64_t spin_end =
-            ch->spin_ns > INT64_MAX - now ? INT64_MAX : now + ch->spin_ns;
-        if (deadline >= 0 && deadline < spin_end)
-            spin_end = deadline;
+        int64_t spin_end = spin_end_after(now, ch->spin_ns, deadline);
         for (unsigned i = 1;; i++) {
             lch__cpu_relax();
             rc = try_op(ch, a);

@@ -5,8 +5,12 @@
  * registrations and its eventfd are in waiter.c.
  *
  * Blocking select, after Go's runtime/select.go:
- *   - fairness: each call tries its cases in a fresh random order, so when
- *     several are ready each is equally likely, and none starves;
+ *   - fairness: each call looks at every case (two plain loads, no claim)
+ *     and tries one chosen uniformly at random among those that look
+ *     ready, then another if that look was stale: when several are ready
+ *     each is equally likely, and none starves. (Go shuffles the cases and
+ *     tries them in that order, which is as fair; the look makes the
+ *     common case, one ready case among many, cost one try.)
  *   - waiting: one sink (a futex word on the stack) and one node per case,
  *     each queued on its channel's wait queue. A notifier marks the sink
  *     under its queue's lock; notifiers of the other queues then skip the
@@ -30,7 +34,7 @@
 
 /* xorshift64, one state per thread, seeded from the clock and the address
  * of the state (threads differ in both). Quality hardly matters: this only
- * has to keep one channel from always being tried first. */
+ * has to keep one channel from always being chosen first. */
 static _Thread_local uint64_t sel_rng;
 
 static uint64_t sel_rand(void)
@@ -49,18 +53,48 @@ static uint64_t sel_rand(void)
     return x;
 }
 
-/* A uniformly random permutation of 0..n-1 (Fisher-Yates; n <= 64). */
-static void sel_shuffle(uint8_t *order, size_t n)
+/* Index of a uniformly chosen set bit of m (m != 0). */
+static size_t sel_pick(uint64_t m)
 {
-    for (size_t i = 0; i < n; i++)
-        order[i] = (uint8_t)i;
-    for (size_t i = n - 1; i > 0; i--) {
-        /* multiply-shift: an index in [0, i] without a division */
-        size_t j = (size_t)(((sel_rand() >> 32) * (uint64_t)(i + 1)) >> 32);
-        uint8_t t = order[i];
-        order[i] = order[j];
-        order[j] = t;
+    if (m & (m - 1)) { /* more than one: popcount only then (without
+                          * -mpopcnt it is a libgcc call) */
+        unsigned k = (unsigned)__builtin_popcountll(m);
+        /* multiply-shift: a number in [0, k) without a division */
+        for (uint64_t j = ((sel_rand() >> 32) * k) >> 32; j > 0; j--)
+            m &= m - 1;
     }
+    return (size_t)__builtin_ctzll(m);
+}
+
+/* Could this case proceed now? Plain loads, no claim and no fence: a hint
+ * for choosing what to try, which try_op then settles (it may be stale
+ * either way). A closed channel looks ready: its case completes with
+ * LCH_ECLOSED (close_now closes before discarding, so that covers it). */
+static bool case_looks_ready(const lch_channel *ch, enum op op)
+{
+    if (ch->capacity) {
+        const struct lch__ring *r = &ch->q.ring;
+        uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        if (t & CLOSED_BIT)
+            return true;
+        if (op == OP_SEND) /* the next slot is free (cap 1 also needs head) */
+            return atomic_load_explicit(&slot_at(r, t & POS)->seq,
+                                        memory_order_relaxed) == (t & POS);
+        uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed) &
+                     POS;
+        return atomic_load_explicit(&slot_at(r, h)->seq,
+                                    memory_order_relaxed) == h + 1;
+    }
+    if (op == OP_SEND)
+        return true; /* unbounded: never full */
+    uint64_t h = atomic_load_explicit(&ch->q.list.head.index,
+                                      memory_order_relaxed);
+    if (h & MARK) /* head and tail in different blocks: not empty */
+        return true;
+    /* Only now the tail's line, which a busy producer keeps writing. */
+    uint64_t t = atomic_load_explicit(&ch->q.list.tail.index,
+                                      memory_order_relaxed);
+    return (h >> SHIFT) != (t >> SHIFT) || (t & MARK);
 }
 
 /* ---- one select call -------------------------------------------------------- */
@@ -68,9 +102,12 @@ static void sel_shuffle(uint8_t *order, size_t n)
 struct sel {
     lch_select_case *cases;
     size_t n;
-    uint8_t order[LCH_SELECT_MAX];   /* the order cases are tried in */
-    struct op_args a[LCH_SELECT_MAX]; /* per case, as channel_op uses */
 };
+
+static enum op case_op(const lch_select_case *c)
+{
+    return c->op == LCH_SEND ? OP_SEND : OP_RECV;
+}
 
 static struct lch__waitq *op_wq(lch_channel *ch, enum op op)
 {
@@ -89,35 +126,44 @@ static int sel_init(struct sel *s, lch_select_case *cases, size_t n)
             return LCH_EINVAL;
     s->cases = cases;
     s->n = n;
-    for (size_t i = 0; i < n; i++) {
-        bool send = cases[i].op == LCH_SEND;
-        if (!send)
+    for (size_t i = 0; i < n; i++)
+        if (cases[i].op == LCH_RECV)
             cases[i].value = lch_value_none();
-        s->a[i] = (struct op_args){send ? OP_SEND : OP_RECV, &cases[i].value,
-                                   1, 0, false};
-    }
-    sel_shuffle(s->order, n);
     return LCH_OK;
 }
 
-/* Try every case once, in the call's order. LCH_OK (after telling the other
- * side) or an error with *k the case; LCH_EAGAIN if none could proceed,
- * with *closing set if one of them is closed with a value still being
- * written (never park on that: see wait_closing). */
+/* Try the cases that look ready, each time one chosen uniformly among
+ * those left, until one proceeds. LCH_OK (after telling the other side)
+ * or an error, with *k the case; LCH_EAGAIN if none could proceed, with
+ * *closing set if one is closed with a value still being written (never
+ * park on that: see wait_closing). Called after queueing on every case
+ * too: lch__waitq_enqueue ends with a seq_cst fence, which orders the
+ * looks after it as the notification protocol needs (wait.c). */
 static int sel_poll(struct sel *s, size_t *k, bool *closing)
 {
-    for (size_t j = 0; j < s->n; j++) {
-        size_t i = s->order[j];
+    uint64_t maybe = 0;
+    if (s->n == 1) {
+        maybe = 1;
+    } else {
+        for (size_t i = 0; i < s->n; i++)
+            if (case_looks_ready(s->cases[i].ch, case_op(&s->cases[i])))
+                maybe |= (uint64_t)1 << i;
+    }
+    while (maybe) {
+        size_t i = sel_pick(maybe);
+        maybe &= ~((uint64_t)1 << i);
         lch_channel *ch = s->cases[i].ch;
-        int rc = try_op(ch, &s->a[i]);
+        struct op_args a = {case_op(&s->cases[i]), &s->cases[i].value, 1, 0,
+                            false};
+        int rc = try_op(ch, &a);
         if (rc == LCH_EAGAIN)
-            continue;
+            continue; /* the look was stale */
         if (rc == LCH__ECLOSING) {
             *closing = true;
             continue;
         }
         if (rc == LCH_OK)
-            after_op(ch, &s->a[i]);
+            after_op(ch, &a);
         *k = i;
         return rc;
     }
@@ -129,8 +175,7 @@ static LCH__NOINLINE int sel_wait(struct sel *s, int64_t timeout_ns,
                                   size_t *k)
 {
     int64_t now = lch__now_ns();
-    int64_t deadline =
-        timeout_ns < 0 || timeout_ns > INT64_MAX - now ? -1 : now + timeout_ns;
+    int64_t deadline = deadline_after(now, timeout_ns);
     int64_t spin_ns = INT64_MAX;
     for (size_t i = 0; i < s->n; i++)
         if (s->cases[i].ch->spin_ns < spin_ns)
@@ -139,10 +184,7 @@ static LCH__NOINLINE int sel_wait(struct sel *s, int64_t timeout_ns,
     int rc;
 
     if (spin_ns > 0) {
-        int64_t spin_end = spin_ns > INT64_MAX - now ? INT64_MAX
-                                                     : now + spin_ns;
-        if (deadline >= 0 && deadline < spin_end)
-            spin_end = deadline;
+        int64_t spin_end = spin_end_after(now, spin_ns, deadline);
         for (unsigned i = 1;; i++) {
             lch__cpu_relax();
             rc = sel_poll(s, k, &closing);
@@ -163,13 +205,14 @@ static LCH__NOINLINE int sel_wait(struct sel *s, int64_t timeout_ns,
             nodes[i] = (struct lch__wnode){.sink = &sink,
                                            .tag = (uint32_t)i};
             flag_pos[i] = lch__waitq_enqueue(
-                op_wq(s->cases[i].ch, s->a[i].op), &nodes[i]);
+                op_wq(s->cases[i].ch, case_op(&s->cases[i])), &nodes[i]);
         }
         closing = false;
         rc = sel_poll(s, k, &closing);
         bool park = rc == LCH_EAGAIN && !closing;
         for (size_t i = 0; park && i < s->n; i++)
-            park = may_park(s->cases[i].ch, s->a[i].op, flag_pos[i]);
+            park = may_park(s->cases[i].ch, case_op(&s->cases[i]),
+                            flag_pos[i]);
         int prc = LCH_OK;
         if (park)
             prc = lch__sink_park(&sink, deadline);
@@ -177,8 +220,8 @@ static LCH__NOINLINE int sel_wait(struct sel *s, int64_t timeout_ns,
          * no notifier of that queue touches the sink: after the loop, its
          * state is final. */
         for (size_t i = 0; i < s->n; i++)
-            (void)lch__waitq_cancel(op_wq(s->cases[i].ch, s->a[i].op),
-                                    &nodes[i]);
+            (void)lch__waitq_cancel(
+                op_wq(s->cases[i].ch, case_op(&s->cases[i])), &nodes[i]);
         /* Acquire pairs with the notifier's CAS in sink_mark (wait.c). */
         uint32_t st = atomic_load_explicit(&sink.state, memory_order_acquire);
         bool signalled = (st & LCH__S_SIGNALED) != 0;
@@ -194,7 +237,8 @@ static LCH__NOINLINE int sel_wait(struct sel *s, int64_t timeout_ns,
          * what it announced, so it is handed on in any case (as wait_op
          * does). */
         if (signalled && (!park || (rc != LCH_EAGAIN && *k != f)))
-            lch__waitq_notify(op_wq(s->cases[f].ch, s->a[f].op), 1);
+            lch__waitq_notify(op_wq(s->cases[f].ch, case_op(&s->cases[f])),
+                              1);
         if (rc != LCH_EAGAIN)
             return rc;
         if (park && prc != LCH_OK && !signalled)
@@ -212,27 +256,38 @@ static int sel_finish(struct sel *s, int rc, size_t k, size_t *index)
 {
     if (rc == LCH_OK || rc == LCH_ECLOSED || rc == LCH_ENOMEM) {
         *index = k;
-        if (rc == LCH_OK && s->a[k].op == OP_SEND)
+        if (rc == LCH_OK && s->cases[k].op == LCH_SEND)
             s->cases[k].value = lch_value_none();
     }
     return rc;
 }
 
-int lch_channel_select(lch_select_case *cases, size_t n, size_t *index,
-                       int64_t timeout_ns)
+/* What both selects do first: check the arguments, then try once. Returns
+ * LCH_EAGAIN (nothing could proceed: go on), else the result to report
+ * (sel_finish has set *index, or the arguments were bad). */
+static int sel_start(struct sel *s, lch_select_case *cases, size_t n,
+                     size_t *index, size_t *k)
 {
     if (!index)
         return LCH_EINVAL;
     *index = LCH_SELECT_NONE;
-    struct sel s;
-    int rc = sel_init(&s, cases, n);
+    int rc = sel_init(s, cases, n);
     if (rc != LCH_OK)
         return rc;
-    size_t k = 0;
     bool closing = false;
-    rc = sel_poll(&s, &k, &closing);
-    if (rc == LCH_EAGAIN && timeout_ns != 0)
-        rc = sel_wait(&s, timeout_ns, &k);
+    rc = sel_poll(s, k, &closing);
+    return rc == LCH_EAGAIN ? rc : sel_finish(s, rc, *k, index);
+}
+
+int lch_channel_select(lch_select_case *cases, size_t n, size_t *index,
+                       int64_t timeout_ns)
+{
+    struct sel s;
+    size_t k = 0;
+    int rc = sel_start(&s, cases, n, index, &k);
+    if (rc != LCH_EAGAIN || timeout_ns == 0)
+        return rc;
+    rc = sel_wait(&s, timeout_ns, &k);
     return sel_finish(&s, rc, k, index);
 }
 
@@ -305,21 +360,20 @@ int lch_waiter_send(lch_waiter *w, lch_channel *ch, lch_value v)
 int lch_waiter_select(lch_waiter *w, lch_select_case *cases, size_t n,
                       size_t *index)
 {
-    if (!index)
+    if (!w) {
+        if (index)
+            *index = LCH_SELECT_NONE;
         return LCH_EINVAL;
-    *index = LCH_SELECT_NONE;
-    if (!w)
-        return LCH_EINVAL;
+    }
     struct sel s;
-    int rc = sel_init(&s, cases, n);
-    if (rc != LCH_OK)
-        return rc;
     size_t k = 0;
-    bool closing = false;
-    rc = sel_poll(&s, &k, &closing);
+    int rc = sel_start(&s, cases, n, index, &k);
+    if (rc != LCH_EAGAIN)
+        return rc;
     for (size_t j = 0; rc == LCH_EAGAIN && j < n; j++) {
-        k = s.order[j];
-        rc = waiter_arm(w, cases[k].ch, &s.a[k]);
+        struct op_args a = {case_op(&cases[j]), &cases[j].value, 1, 0, false};
+        k = j;
+        rc = waiter_arm(w, cases[j].ch, &a);
     }
     if (rc == LCH_EOVERFLOW) {
         *index = k;

@@ -280,6 +280,14 @@ int lch_waiter_disarm(lch_waiter *w, lch_channel *ch, int ops)
     return LCH_OK;
 }
 
+bool lch_waiter_pending(const lch_waiter *w)
+{
+    /* Acquire pairs with the notifier's acq_rel exchange of pending in
+     * lch__reg_fired, which follows its push: seeing 1 means the push is
+     * there for lch_waiter_take to collect. No system call. */
+    return w && atomic_load_explicit(&w->pending, memory_order_acquire) != 0;
+}
+
 size_t lch_waiter_take(lch_waiter *w, lch_waiter_event *out, size_t n)
 {
     if (!w || !out || n == 0)

@@ -1,7 +1,7 @@
 # Type stubs for libchan._libchan, the C extension behind `import libchan`.
 import queue
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from typing import Any, SupportsIndex, overload
 
 if sys.version_info >= (3, 12):
@@ -29,10 +29,16 @@ class Full(_FullBase):
 
 if sys.version_info >= (3, 13):
     class ShutDown(queue.ShutDown):
-        """Raised by put() after shutdown(), and by get() once drained."""
+        """Raised by put() after shutdown(), and by get() once drained.
+        Raised by select()/select_async(), it has a ``channel`` attribute:
+        the channel that is shut down."""
+        channel: "Channel"
 else:
     class ShutDown(Exception):
-        """Raised by put() after shutdown(), and by get() once drained."""
+        """Raised by put() after shutdown(), and by get() once drained.
+        Raised by select()/select_async(), it has a ``channel`` attribute:
+        the channel that is shut down."""
+        channel: "Channel"
 
 class NotShareableError(ValueError):
     """The object cannot travel: pickling is off for this channel or
@@ -83,6 +89,21 @@ class Channel:
     def shutdown(self, immediate: bool = False) -> None: ...
     def __iter__(self) -> Iterator[Any]:
         """Yield items until the channel is shut down and drained."""
+    def get_async(self, timeout: float | None = None
+                  ) -> Coroutine[Any, Any, Any]:
+        """Coroutine: get() on the running asyncio loop, which watches a
+        file descriptor (no thread, no polling). Empty on timeout,
+        ShutDown once shut down and drained; cancelled, it takes nothing
+        (libchan.aio)."""
+    def put_async(self, obj: Any, timeout: float | None = None
+                  ) -> Coroutine[Any, Any, None]:
+        """Coroutine: put() on the running asyncio loop; waits only on a
+        full bounded channel. Full on timeout, ShutDown after shutdown();
+        cancelled while waiting, it adds nothing (libchan.aio)."""
+    def __aiter__(self) -> AsyncIterator[Any]:
+        """``async for item in ch``: get_async() until the channel is shut
+        down and drained."""
+    def __anext__(self) -> Coroutine[Any, Any, Any]: ...
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
     def __reduce__(self) -> tuple[Callable[[int, int, int], Channel],
@@ -95,6 +116,33 @@ class Channel:
 def lookup(name_or_id: str | int) -> Channel:
     """The live channel with this name or id (this interpreter's Channel
     object for it); ChannelNotFoundError, a KeyError, if there is none."""
+
+def select(*channels: Channel, timeout: float | None = None
+           ) -> tuple[Channel, Any]:
+    """Wait for the first of the channels (1 to 64) to have an item and
+    return (channel, item), taking only that one; each ready channel is
+    equally likely to be chosen. Waits like get(): Empty on timeout;
+    ShutDown (with .channel) for a channel shut down and drained."""
+
+class _Waiter:
+    """An eventfd that becomes readable when a channel it is armed on may
+    have moved (what libchan.aio builds on; one event loop's)."""
+
+    def fileno(self) -> int: ...
+    def pending(self) -> bool:
+        """Whether something fired since the last take() (no system
+        call)."""
+    def take(self) -> list[int]:
+        """Drain the fd; keys (channel id << 1 | 1 for the send side) of
+        what fired since the last call."""
+    def get(self, channel: Channel) -> Any:
+        """An item, or this waiter itself once armed on the channel."""
+    def put(self, channel: Channel, item: Any) -> bool:
+        """True if added, False once armed on the channel's send side."""
+    def select(self, channels: tuple[Channel, ...]) -> Any:
+        """(channel, item), or this waiter itself once armed on all."""
+    def disarm(self, channel: Channel, send: bool) -> None: ...
+    def close(self) -> None: ...
 
 def _unpickle_channel(id: int, pid: int, nonce: int) -> Channel:
     """What a pickled Channel calls to come back (see Channel.__reduce__)."""
@@ -151,7 +199,8 @@ def loads(data: Buffer, *, pickle: bool = True) -> Any:
 
 def debug_counters() -> dict[str, int]:
     """live_objects (counted while debug_track_objects is on),
-    futex_waits and futex_wakes, process-wide."""
+    futex_waits and futex_wakes, fd_signals (eventfd writes that woke
+    event loops), process-wide."""
 
 def debug_track_objects(on: bool) -> None:
     """Count live libchan objects (channels, buffers, encodings)."""

@@ -27,13 +27,21 @@ arms again and goes back to the head of its line.
 import asyncio
 import threading
 import weakref
+from os import sched_yield as _yield
+from time import perf_counter as _now
 from collections import deque
+from typing import Any
 
-from libchan._libchan import Empty, Full, ShutDown, _Waiter
+from libchan._libchan import Channel, Empty, Full, ShutDown, _Waiter
 
 __all__ = ["get_async", "put_async", "select_async", "anext"]
 
 MAX_SELECT = 64          # channels one select takes (libchan's LCH_SELECT_MAX)
+# How long a loop that starts waiting keeps checking its waiter between its
+# other callbacks before it lets the selector sleep: what a blocking get
+# spins (LCH_DEFAULT_SPIN_NS). A wake-up that crosses CPUs costs tens of
+# microseconds on a VM; a peer that answers within this window costs none.
+SPIN_SECONDS = 20e-6
 
 _local = threading.local()   # per thread: {loop: hub}, weakly keyed
 
@@ -53,10 +61,38 @@ class _Hub:
     """One event loop's fd waiter and its lines, by key (channel id << 1,
     | 1 for the send side, as the waiter reports them)."""
 
+    __slots__ = ("waiter", "lines", "loop", "spin_until", "spinning",
+                 "__weakref__")
+
     def __init__(self, loop):
         self.waiter = _Waiter()
         self.lines = {}
+        self.loop = weakref.ref(loop)
+        self.spin_until = 0.0
+        self.spinning = False
         loop.add_reader(self.waiter.fileno(), self._ready)
+
+    def spin(self):
+        """A coroutine is about to wait: keep looking at the waiter (one
+        atomic load per turn of the loop, which still runs every other
+        callback and polls the selector without sleeping) for SPIN_SECONDS
+        before letting the loop sleep on the fd."""
+        self.spin_until = _now() + SPIN_SECONDS
+        if not self.spinning:
+            self.spinning = True
+            self.loop().call_soon(self._spin)
+
+    def _spin(self):
+        if self.waiter.pending():
+            self.spinning = False
+            self._ready()
+        elif _now() < self.spin_until:
+            # Let a peer woken on this CPU run first (a no-op when no
+            # other thread is runnable here).
+            _yield()
+            self.loop().call_soon(self._spin)
+        else:
+            self.spinning = False
 
     def _ready(self):
         lines = self.lines
@@ -92,12 +128,19 @@ class _Hub:
 
 def _hub():
     loop = asyncio.get_running_loop()
+    # The last hub this thread used, weakly (a hub lives as long as its
+    # loop, through `hubs`): usually the one wanted.
+    last = getattr(_local, "last", None)
+    hub = last() if last is not None else None
+    if hub is not None and hub.loop() is loop:
+        return loop, hub
     hubs = getattr(_local, "hubs", None)
     if hubs is None:
         hubs = _local.hubs = weakref.WeakKeyDictionary()
     hub = hubs.get(loop)
     if hub is None:
         hub = hubs[loop] = _Hub(loop)
+    _local.last = weakref.ref(hub)
     return loop, hub
 
 
@@ -143,6 +186,7 @@ async def _wait(loop, hub, sides, attempt, timeout, exc):
                     line.futs.appendleft(fut)   # keep our turn
                 else:
                     line.futs.append(fut)
+            hub.spin()
             try:
                 woken = await fut           # a line, or None at the deadline
             except asyncio.CancelledError:
@@ -167,7 +211,7 @@ async def _wait(loop, hub, sides, attempt, timeout, exc):
             hub.leave(side[0], line)
 
 
-async def get_async(ch, timeout=None):
+async def get_async(ch: Channel, timeout: float | None = None) -> Any:
     """Remove and return the oldest item of ch, waiting on the running loop
     for one: forever if timeout is None, else up to timeout seconds, then
     raise Empty. After shutdown(), what is still queued, then ShutDown.
@@ -181,7 +225,8 @@ async def get_async(ch, timeout=None):
                        lambda: w.get(ch), timeout, Empty)
 
 
-async def put_async(ch, obj, timeout=None):
+async def put_async(ch: Channel, obj: Any,
+                    timeout: float | None = None) -> None:
     """Add obj to ch; on a bounded channel that is full, wait on the running
     loop for room: forever if timeout is None, else up to timeout seconds,
     then raise Full. ShutDown after shutdown(). Cancelled, it adds
@@ -198,7 +243,8 @@ async def put_async(ch, obj, timeout=None):
                        timeout, Full)
 
 
-async def select_async(*channels, timeout=None):
+async def select_async(*channels: Channel, timeout: float | None = None
+                       ) -> tuple[Channel, Any]:
     """Wait on the running loop for the first of the channels to have an
     item; return (channel, item), taking only that item. When several have
     one, each is equally likely to be chosen. Forever if timeout is None,
@@ -212,20 +258,15 @@ async def select_async(*channels, timeout=None):
                          % (MAX_SELECT, len(channels)))
     loop, hub = _hub()
     w = hub.waiter
-
-    def attempt():
-        r = w.select(channels)      # (index, item), or armed on all (w)
-        return r if r is w else (channels[r[0]], r[1])
-
-    r = attempt()
+    r = w.select(channels)          # (channel, item), or armed on all (w)
     if r is not w:
         return r
     sides = {ch.id << 1: (ch.id << 1, ch, False) for ch in channels}
-    return await _wait(loop, hub, tuple(sides.values()), attempt, timeout,
-                       Empty)
+    return await _wait(loop, hub, tuple(sides.values()),
+                       lambda: w.select(channels), timeout, Empty)
 
 
-async def anext(ch):
+async def anext(ch: Channel) -> Any:
     """The next item for ``async for item in ch``, which ends once the
     channel is shut down and drained."""
     try:

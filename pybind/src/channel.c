@@ -13,7 +13,10 @@
  * until the other side makes progress, the deadline passes, or a signal
  * arrives (LCH_EINTR). On a signal it takes the GIL back and runs Python's
  * signal handlers; if one raises (KeyboardInterrupt), the call raises it
- * with nothing taken from or added to the channel. */
+ * with nothing taken from or added to the channel.
+ *
+ * get_async, put_async and async iteration only call libchan.aio (Python),
+ * which waits through the fd waiter of waiter.c. */
 #include "lchpy.h"
 
 #include <math.h>
@@ -419,6 +422,39 @@ static PyObject *Channel_get_nowait(PyObject *self, PyObject *unused)
     return do_get(self, LCH_NOWAIT);
 }
 
+PyDoc_STRVAR(move_to_doc,
+"_move_to(dst)\n--\n\n"
+"Move the oldest item to the channel dst as it is (neither rebuilt here\n"
+"nor encoded again): True if one was moved, False if this channel is\n"
+"empty. Never waits. If dst refuses it (shut down, or full), the item is\n"
+"dropped and the error raised: for the executor's backlog, which moves\n"
+"its tasks into the workers' channel this way.");
+
+static PyObject *Channel_move_to(PyObject *self, PyObject *dst)
+{
+    lchpy_state *st = state_of(self);
+    if (Py_TYPE(dst) != st->Channel_Type) {
+        PyErr_Format(PyExc_TypeError, "_move_to() takes a Channel, not %.100s",
+                     Py_TYPE(dst)->tp_name);
+        return NULL;
+    }
+    lch_value v;
+    int rc = lch_channel_recv(CH(self), &v, LCH_NOWAIT);
+    if (rc == LCH_EAGAIN)
+        Py_RETURN_FALSE;
+    if (rc != LCH_OK)
+        return lchpy_raise(st, rc, "_move_to");
+    rc = lch_channel_send(CH(dst), v, LCH_NOWAIT);
+    if (rc == LCH_OK)
+        Py_RETURN_TRUE;
+    lch_value_release(&v); /* still ours: dropped, as documented */
+    if (rc == LCH_EAGAIN) {
+        PyErr_SetNone(st->Full);
+        return NULL;
+    }
+    return lchpy_raise(st, rc, "_move_to");
+}
+
 /* Iteration: get() until the channel is shut down and drained. */
 static PyObject *Channel_iternext(PyObject *self)
 {
@@ -805,6 +841,7 @@ static PyMethodDef Channel_methods[] = {
     {"get", (PyCFunction)(void (*)(void))Channel_get,
      METH_FASTCALL | METH_KEYWORDS, get_doc},
     {"get_nowait", Channel_get_nowait, METH_NOARGS, get_nowait_doc},
+    {"_move_to", Channel_move_to, METH_O, move_to_doc},
     {"get_async", (PyCFunction)(void (*)(void))Channel_get_async,
      METH_FASTCALL | METH_KEYWORDS, get_async_doc},
     {"put_async", (PyCFunction)(void (*)(void))Channel_put_async,

@@ -136,7 +136,9 @@ PyObject *lchpy_select(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
         PyObject *item = lchpy_from_value(st, &cases[idx].value);
         if (!item)
             return NULL;
-        return Py_BuildValue("(ON)", args[idx], item);
+        PyObject *r = PyTuple_Pack(2, args[idx], item);
+        Py_DECREF(item);
+        return r;
     }
     if (rc == LCH_EAGAIN || rc == LCH_ETIMEDOUT) {
         PyErr_SetNone(st->Empty);
@@ -296,7 +298,10 @@ static PyObject *Waiter_select(PyObject *self, PyObject *channels)
         PyObject *item = lchpy_from_value(st, &cases[idx].value);
         if (!item)
             return NULL;
-        return Py_BuildValue("(nN)", (Py_ssize_t)idx, item);
+        PyObject *r = PyTuple_Pack(
+            2, PyTuple_GET_ITEM(channels, (Py_ssize_t)idx), item);
+        Py_DECREF(item);
+        return r;
     }
     if (rc == LCH_EAGAIN)
         return Py_NewRef(self); /* armed on every channel */
@@ -326,9 +331,18 @@ static PyObject *Waiter_disarm(PyObject *self, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
+static PyObject *Waiter_pending(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(W(self) && lch_waiter_pending(W(self)));
+}
+
 static PyMethodDef Waiter_methods[] = {
     {"fileno", Waiter_fileno, METH_NOARGS,
      "fileno()\n--\n\nThe eventfd to watch for readability."},
+    {"pending", Waiter_pending, METH_NOARGS,
+     "pending()\n--\n\nTrue if something fired since the last take(): one\n"
+     "atomic load, no system call (for a brief spin before the loop sleeps)."},
     {"take", Waiter_take, METH_NOARGS,
      "take()\n--\n\nDrain the fd; the keys (channel id << 1 | 1 for the send\n"
      "side) of what fired since the last call, oldest first. The waiter is\n"
@@ -342,8 +356,8 @@ static PyMethodDef Waiter_methods[] = {
      "the channel is full and the waiter is armed on its send side.\n"
      "ShutDown after shutdown()."},
     {"select", Waiter_select, METH_O,
-     "select(channels)\n--\n\n(index, item) for the first channel of the\n"
-     "tuple, tried in a random order, that has an item; else arm the waiter\n"
+     "select(channels)\n--\n\n(channel, item) from a channel of the tuple\n"
+     "that has an item (uniformly among those that have); else arm the waiter\n"
      "on all of them and return the waiter itself. ShutDown (with .channel)\n"
      "for one that is shut down and drained."},
     {"disarm", (PyCFunction)(void (*)(void))Waiter_disarm, METH_FASTCALL,

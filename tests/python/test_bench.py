@@ -1,11 +1,12 @@
 """The benchmark: a smoke test (`python -m libchan.bench --quick --json -`
-finishes and reports every payload x peer cell, the memory and the
-executor sections in the documented shape),
-and cheap unit tests of its CPython-version adapter, libchan.bench.interp
-(which module makes subinterpreters, which stdlib queues are the peers)."""
+finishes and reports every payload x peer cell, the memory, executor and
+asyncio sections in the documented shape), and cheap unit tests of its
+CPython-version adapter, libchan.bench.interp (which module makes
+subinterpreters, which stdlib queues are the peers)."""
 
 import json
 import pickle
+import os
 import re
 import subprocess
 import sys
@@ -82,6 +83,43 @@ def test_bench_quick_json():
     assert "Targets:" in p.stderr
     check_memory(doc, p.stderr)
     check_executor(doc, p.stderr)
+    check_aio(doc, p.stderr)
+
+
+def check_aio(doc, text):
+    """The asyncio section (libchan.bench.aio): round trip and one way
+    between two interpreters' loops for libchan and its three peers,
+    select over 8 against get, no system call without a waiter."""
+    aio = doc["aio"]
+    peers = ["libchan", "bridge", "to_thread", "socketpair"]
+    assert list(aio["peers"]) == peers
+    two_loops = sys.version_info >= (3, 13)   # 3.12.1: n/a (CPython bug)
+    two_cpus = len(os.sched_getaffinity(0)) >= 2
+    for table in ("roundtrip", "roundtrip_1core", "oneway"):
+        assert list(aio[table]) == peers
+        for peer in peers:
+            c = aio[table][peer]
+            if not two_loops or (not two_cpus and table != "roundtrip_1core"):
+                assert c["status"] == "n/a" and c["reason"], c
+            elif peer != "to_thread":
+                assert c["status"] == "ok", (table, peer, c)
+                assert c["median_us"] > 0 and len(c["samples_us"]) == 1
+    cells = ["select8", "get", "select8_async", "get_async"]
+    assert list(aio["select_local"]) == cells
+    for name in cells:
+        c = aio["select_local"][name]
+        assert c["status"] == "ok" and c["median_us"] > 0, (name, c)
+        c = aio["select"][name]
+        assert c["status"] == ("ok" if two_loops else "n/a"), (name, c)
+    assert aio["no_waiter_syscalls"] == 0
+    names = {t["target"] for t in doc["targets"]}
+    assert {"asyncio round trip, %s: libchan / %s" % (where, peer)
+            for where in ("two cores", "one core")
+            for peer in ("thread bridge", "socketpair")} <= names
+    assert {"asyncio one way: libchan throughput / thread bridge's",
+            "system calls of a put+get with nobody waiting"} <= names
+    assert "asyncio: the main interpreter's loop" in text
+    assert "select over 8 channels, 1 active" in text
 
 
 def check_executor(doc, text):

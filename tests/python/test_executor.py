@@ -7,6 +7,7 @@ a subprocess. No timings: where "promptly" matters, the test counts which
 tasks ran."""
 
 import asyncio
+import collections
 import concurrent.futures as cf
 import functools
 import gc
@@ -751,3 +752,48 @@ def test_thousands_of_tasks_each_resolved_once(make_pool):
             assert f.result() == (i, bytes([i % 256]) * size)
     p.shutdown(wait=True)
     assert resolved == [1] * n
+
+
+def test_threads_waiting_in_result_take_results_with_the_manager(make_pool):
+    """result() on a pending future takes results itself for a moment
+    (helping the manager thread): with several threads doing that at once
+    while tasks of random lengths finish, every future is resolved once,
+    with its own result, and the pool still shuts down (the manager must
+    still see every worker's end)."""
+    rng = random.Random(11)
+    p = make_pool(2)
+    n_threads, per_thread = 4, 500
+    resolved = collections.Counter()
+    lock = threading.Lock()
+    errors = []
+
+    def cb(key, f):
+        with lock:
+            resolved[key] += 1
+
+    def run(seed):
+        r = random.Random(seed)
+        try:
+            for i in range(per_thread):
+                size = r.choice((0, 0, 0, 10, 5000))
+                f = p.submit(T.fail_or_echo, i, size, False)
+                f.add_done_callback(functools.partial(cb, (seed, i)))
+                assert f.result(WAIT) == (i, bytes([i % 256]) * size)
+                if r.random() < 0.1:        # a burst, waited for in order
+                    fs = [p.submit(operator.add, i, k) for k in range(300)]
+                    assert [g.result(WAIT) for g in fs] == \
+                        [i + k for k in range(300)]
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(rng.random(),))
+               for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT * 4)
+    assert not errors, errors[:3]
+    assert len(resolved) == n_threads * per_thread
+    assert set(resolved.values()) == {1}
+    p.shutdown(wait=True)                  # returns: the manager saw it all
+    assert not p._pool.manager.is_alive()

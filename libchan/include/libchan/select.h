@@ -56,8 +56,8 @@ typedef struct lch_select_case {
 } lch_select_case;
 
 /* Wait until one of cases[0..n) can proceed and perform exactly that one.
- * When several can, each is equally likely to be chosen (the cases are
- * tried in a fresh random order on every call), so no channel starves.
+ * When several can, each is equally likely to be chosen (the one tried is
+ * drawn at random among those that look ready), so no channel starves.
  * Blocking as for lch_channel_recv: timeout_ns 0 tries once, < 0 waits
  * forever, > 0 waits at most that long; it spins (the shortest spin_ns of
  * the channels), then parks on one futex queued on every channel's wait
@@ -135,12 +135,13 @@ LCH_API int lch_waiter_recv(lch_waiter *w, lch_channel *ch, lch_value *out);
  * could not arm), LCH_EOVERFLOW, LCH_EINVAL. Owner's thread. */
 LCH_API int lch_waiter_send(lch_waiter *w, lch_channel *ch, lch_value v);
 
-/* lch_channel_select with timeout 0, arming w on every case if none can
- * proceed: tries the cases in a random order; LCH_OK, LCH_ECLOSED and
- * LCH_ENOMEM as there (*index set); LCH_EAGAIN: w is armed on every case.
- * If arming fails part-way (LCH_ENOMEM, LCH_EOVERFLOW, *index the case)
- * the cases before it stay armed. Errors LCH_EINVAL and LCH_E2BIG as
- * there, plus w NULL. Owner's thread. */
+/* lch_channel_select with timeout 0 (the case chosen as there, equally
+ * likely among the ready ones), arming w on every case if none can
+ * proceed. LCH_OK, LCH_ECLOSED and LCH_ENOMEM as there (*index set);
+ * LCH_EAGAIN: w is armed on every case. If arming fails part-way
+ * (LCH_ENOMEM, LCH_EOVERFLOW, *index the case) the cases before it stay
+ * armed. Errors LCH_EINVAL and LCH_E2BIG as there, plus w NULL. Owner's
+ * thread. */
 LCH_API int lch_waiter_select(lch_waiter *w, lch_select_case *cases,
                               size_t n, size_t *index);
 
@@ -150,6 +151,12 @@ LCH_API int lch_waiter_select(lch_waiter *w, lch_select_case *cases,
  * Returns LCH_OK, or LCH_EINVAL (w or ch NULL, ops not a combination of
  * LCH_RECV and LCH_SEND). Owner's thread. */
 LCH_API int lch_waiter_disarm(lch_waiter *w, lch_channel *ch, int ops);
+
+/* Whether the fd is readable, or about to be: a notification came since
+ * the last lch_waiter_take. One atomic load, no system call: for a loop
+ * that spins briefly before it sleeps (as a blocking receive does), to
+ * check without polling the fd. false for NULL. Owner's thread. */
+LCH_API bool lch_waiter_pending(const lch_waiter *w);
 
 /* Drain the fd and report up to n events (in the order they fired), each
  * once; the waiter is no longer armed on what it reports. Each event holds

@@ -46,6 +46,9 @@ One module per job:
   in a child process of its own;
 - ``executor``: libchan's InterpreterPoolExecutor against the stdlib's
   executors (cold start, round trip, tasks in flight, map, CPU scaling);
+- ``aio``: asyncio: round trip and one way between two interpreters'
+  event loops against a thread bridge, ``asyncio.to_thread`` and a
+  socketpair; select over 8 channels against a get;
 - ``report``: the text tables, targets and JSON; ``plot``: the bar chart;
 - ``cli``: the command line, which ties them together.
 """

@@ -253,6 +253,10 @@ def main(argv=None):
     executor = run_executor(quick=args.quick, runs=args.runs,
                             progress=lambda text: _progress(show, text))
     _progress(show, "")
+    # asyncio (libchan.bench.aio): event loops in two interpreters, select.
+    from libchan.bench.aio import run_aio
+    aio = run_aio(runs, budget, progress=lambda text: _progress(show, text))
+    _progress(show, "")
 
     meta["loadavg_end"] = loadavg()
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -262,6 +266,7 @@ def main(argv=None):
     rep = Report(meta, transports, labels, cells, floors)
     rep.memory = memory
     rep.executor = executor
+    rep.aio = aio
     print(rep.text(), file=out)
     out.flush()
     if args.json:
@@ -281,6 +286,8 @@ def main(argv=None):
         c.peer == "libchan" or c.peer.startswith(("libchan.", "Channel.")))]
     lib_failed += [k for k, c in executor["results"]["libchan"].items()
                    if c["status"] == "error"]
+    lib_failed += [t for t in ("roundtrip", "oneway")
+                   if aio[t]["libchan"]["status"] == "error"]
     status = 1 if lib_failed else 0
     sys.stdout.flush()
     sys.stderr.flush()

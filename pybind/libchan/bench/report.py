@@ -70,6 +70,7 @@ class Report:
         self.floors = floors        # name -> Cell
         self.memory = None          # libchan.bench.memory.run_memory()
         self.executor = None        # libchan.bench.executor.run_executor()
+        self.aio = None             # libchan.bench.aio.run_aio()
 
     def get(self, table, payload, peer):
         return self.cells.get((table, payload, peer))
@@ -148,6 +149,9 @@ class Report:
         if self.executor is not None:
             from libchan.bench.executor import executor_targets
             T.extend(executor_targets(self.executor))
+        if self.aio is not None:
+            from libchan.bench.aio import aio_targets
+            T.extend(aio_targets(self.aio))
         return T
 
     def text(self):
@@ -225,6 +229,10 @@ class Report:
             from libchan.bench.executor import executor_lines
             L.extend(executor_lines(self.executor))
             L.append("")
+        if self.aio is not None:
+            from libchan.bench.aio import aio_lines
+            L.extend(aio_lines(self.aio, fmt_us))
+            L.append("")
         L.append("Targets:")
         for t in self.targets():
             v = t["measured"]
@@ -287,4 +295,5 @@ class Report:
             "targets": self.targets(),
             "memory": self.memory,
             "executor": self.executor,
+            "aio": self.aio,
         }
