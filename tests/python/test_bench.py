@@ -5,8 +5,8 @@ CPython-version adapter, libchan.bench.interp (which module makes
 subinterpreters, which stdlib queues are the peers)."""
 
 import json
-import pickle
 import os
+import pickle
 import re
 import subprocess
 import sys
