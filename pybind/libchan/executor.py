@@ -35,7 +35,8 @@ How it works (one paragraph per moving part):
   calls ``result()`` on a pending future first takes results itself for
   up to 20 us (a spin, GIL released, as a blocking get does): a short
   task's result then reaches it directly, not through the manager, which
-  saves two cross-CPU wake-ups per round trip.
+  saves two wake-ups (worker to manager, manager to caller) per round
+  trip.
 - **Functions and values**: see ``_calls`` (functions by reference, the
   main script as ``__mp_main__``) and ``_wire`` (pickle only as a fallback,
   with shared objects kept by reference; exceptions and their tracebacks).

@@ -274,12 +274,21 @@ static int wait_op(lch_channel *ch, int is_send, lch_value *v,
                    int64_t timeout_ns)
 {
     int64_t deadline = timeout_ns < 0 ? -1 : lchpy_now_ns() + timeout_ns;
+    /* Look for a signal before sleeping, and after a wait that ended with
+     * nothing moved: one that arrived while this thread was running (not
+     * in a system call it would interrupt) is only seen through the eval
+     * loop's breaker, which CPython 3.12 can clear when another thread
+     * recomputes it (its signal bit counts only for the main thread). */
+    if (PyErr_CheckSignals() < 0)
+        return OP_PYERR;
     for (;;) {
         int rc;
         Py_BEGIN_ALLOW_THREADS
         rc = is_send ? lch_channel_send(ch, *v, timeout_ns)
                      : lch_channel_recv(ch, v, timeout_ns);
         Py_END_ALLOW_THREADS
+        if (rc == LCH_ETIMEDOUT && PyErr_CheckSignals() < 0)
+            return OP_PYERR;
         if (rc != LCH_EINTR)
             return rc;
         /* Runs the handlers only in the main thread of the main

@@ -113,10 +113,16 @@ PyObject *lchpy_select(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
     int rc = lch_channel_select(cases, n, &idx, LCH_NOWAIT);
     if (rc == LCH_EAGAIN && tmo != LCH_NOWAIT) {
         int64_t deadline = tmo < 0 ? -1 : lchpy_now_ns() + tmo;
+        /* As Channel.get's wait (channel.c): look for a signal the eval
+         * loop may have missed, before sleeping and after a timeout. */
+        if (PyErr_CheckSignals() < 0)
+            return NULL; /* nothing was taken */
         for (;;) {
             Py_BEGIN_ALLOW_THREADS
             rc = lch_channel_select(cases, n, &idx, tmo);
             Py_END_ALLOW_THREADS
+            if (rc == LCH_ETIMEDOUT && PyErr_CheckSignals() < 0)
+                return NULL;
             if (rc != LCH_EINTR)
                 break;
             /* Handlers run in the main thread of the main interpreter

@@ -402,21 +402,13 @@ def _select_runners():
     """One thread, nobody waiting: put on the active channel of 8, then
     select over the 8 (or get on that one), blocking and async."""
     import asyncio
-    import time
 
     import libchan
+    from libchan.bench.payloads import loop_time
 
     chans = tuple(libchan.Channel() for _ in range(8))
     ch = chans[5]
     loop = asyncio.new_event_loop()
-
-    def timed(body):
-        def run(n):
-            t0 = time.perf_counter()
-            body(n)
-            dt = time.perf_counter() - t0
-            return dt / n, dt, None
-        return run
 
     def select8(n):
         put, select = ch.put, libchan.select
@@ -446,9 +438,9 @@ def _select_runners():
                 await get_()
         loop.run_until_complete(go())
 
-    runners = {"select8": timed(select8), "get": timed(get),
-               "select8_async": timed(select8_async),
-               "get_async": timed(get_async)}
+    runners = {"select8": loop_time(select8), "get": loop_time(get),
+               "select8_async": loop_time(select8_async),
+               "get_async": loop_time(get_async)}
 
     def close():
         for c in chans:
