@@ -34,8 +34,11 @@
 // for libchan syscalls_per_op, which must be 0 (else the entry errors).
 // Unless the command line says otherwise the binary runs 5 repetitions in
 // random order and reports only aggregates; report.py reads the medians.
-// Entries named libchan_* and *_spin are shown for information and never
-// count as "the best peer".
+// report.py compares libchan with the bounded peers and libchan_unbounded with
+// the unbounded ones (moodycamel, wfcqueue, xenium_ramalhete, tbb_queue);
+// SPSC-only peers appear only where each queue has one producer and one
+// consumer (1P/1C, ping-pong). Other libchan_* entries and *_spin are shown
+// for information and never count as "the best peer".
 #include <benchmark/benchmark.h>
 
 #include "bench_main.hpp"
