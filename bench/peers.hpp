@@ -32,7 +32,9 @@
 //
 // Capacity: bounded peers get Config::capacity slots (1024 by default, the
 // same as the bounded libchan channel). moodycamel ConcurrentQueue, liburcu's
-// wfcqueue and libchan_unbounded are unbounded by design.
+// wfcqueue, xenium's ramalhete_queue, oneTBB's concurrent_queue and
+// libchan_unbounded are unbounded by design (report.py compares them with
+// libchan_unbounded, and the bounded ones with libchan).
 #pragma once
 
 #include <errno.h>
@@ -46,6 +48,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -53,12 +56,18 @@
 #include <utility>
 #include <vector>
 
+#include <atomic_queue/atomic_queue.h>
 #include <boost/lockfree/queue.hpp>
 #include <boost/lockfree/spsc_queue.hpp>
 #include <concurrentqueue/blockingconcurrentqueue.h>
 #include <concurrentqueue/concurrentqueue.h>
+#include <oneapi/tbb/concurrent_queue.h>
 #include <readerwriterqueue/readerwriterqueue.h>
 #include <urcu/wfcqueue.h> // out-of-line calls: no _LGPL_SOURCE (LGPL stays in the .so)
+#include <xenium/policy.hpp>
+#include <xenium/ramalhete_queue.hpp>
+#include <xenium/reclamation/generic_epoch_based.hpp>
+#include <xenium/vyukov_bounded_queue.hpp>
 
 #include "ck_ring_shim.h"
 #include "harness.hpp"
@@ -543,6 +552,282 @@ private:
     size_t pool_size_;
     alignas(64) cds_wfcq_head head_;
     alignas(64) cds_wfcq_tail tail_;
+};
+
+// ---- atomic_queue (Maxim Egorushkin; bounded ring of atomic slots) ----------
+// AtomicQueue<int64_t, 1024, NIL>: a fixed-size ring whose slots are the
+// 64-bit elements themselves, with NIL marking an empty slot. The default NIL
+// is 0, which the benchmark sends (producer 0's first message, the first
+// ping), so these adapters use INT64_MIN: messages are >= 0 and the end marker
+// is -1. (AtomicQueue2, the variant for non-atomic elements, keeps a state
+// byte beside each element instead of a NIL; for a 64-bit integer that only
+// adds the byte, so it is not measured.) The size is a template argument:
+// Config::capacity must be kAtomicQueueSlots. Index shuffling to spread
+// neighbouring slots over cache lines (MINIMIZE_CONTENTION) and pausing while
+// spinning (MAXIMIZE_THROUGHPUT) are on, as by default; no total order.
+//
+// AtomicQ<false>: MPMC through try_push/try_pop, which claim a slot with a
+// CAS loop and fail when the ring is full or empty, so a consumer spins here
+// with Backoff. AtomicQ<true>: the SPSC mode (the SPSC template parameter):
+// plain loads and stores of head and tail, one producer and one consumer
+// only (1P/1C and ping-pong). AtomicQOptimist: the same MPMC ring through
+// push/pop, the "optimist" forms: one fetch_add claims a slot and the thread
+// then spins inside the queue (pause, never yield nor park) until that slot
+// is free or filled, so send and recv wait by spinning.
+// The MPMC ring is not in the 2P/2C case: a slot holds no lap number, so when
+// a thread is preempted inside push or pop, elements a ring apart can pass
+// each other and one producer's messages arrive out of order (the case's
+// order check fails; see register_all in bench_channel.cpp).
+
+constexpr unsigned kAtomicQueueSlots = 1024;
+constexpr int64_t kAtomicQueueNil = std::numeric_limits<int64_t>::min();
+
+template <bool Spsc>
+class AtomicQ {
+protected:
+    using Queue = atomic_queue::AtomicQueue<int64_t, kAtomicQueueSlots,
+                                            kAtomicQueueNil,
+                                            /*MINIMIZE_CONTENTION*/ true,
+                                            /*MAXIMIZE_THROUGHPUT*/ true,
+                                            /*TOTAL_ORDER*/ false, Spsc>;
+
+public:
+    explicit AtomicQ(const Config &cfg)
+    {
+        if (cfg.capacity != kAtomicQueueSlots)
+            init_error = "atomic_queue: the capacity is a template argument (" +
+                         std::to_string(kAtomicQueueSlots) + ")";
+    }
+    std::string init_error;
+
+    struct Sender : Endpoint {
+        explicit Sender(AtomicQ &p) : q(p.q_) {}
+        Op try_send(int64_t v)
+        {
+            if (v == kAtomicQueueNil)
+                return fail("atomic_queue: cannot send its NIL value");
+            return q.try_push(v) ? Op::kOk : Op::kWouldBlock;
+        }
+        Queue &q;
+    };
+
+    struct Receiver : Endpoint {
+        explicit Receiver(AtomicQ &p) : q(p.q_) {}
+        Op try_recv(int64_t &v)
+        {
+            return q.try_pop(v) ? Op::kOk : Op::kWouldBlock;
+        }
+        Queue &q;
+    };
+
+protected:
+    Queue q_;
+};
+
+class AtomicQOptimist : public AtomicQ<false> {
+public:
+    using AtomicQ<false>::AtomicQ;
+
+    struct Sender : AtomicQ<false>::Sender {
+        explicit Sender(AtomicQOptimist &p) : AtomicQ<false>::Sender(p) {}
+        bool send(int64_t v)
+        {
+            if (v == kAtomicQueueNil)
+                return fail("atomic_queue: cannot send its NIL value"), false;
+            q.push(v);
+            return true;
+        }
+    };
+
+    struct Receiver : AtomicQ<false>::Receiver {
+        explicit Receiver(AtomicQOptimist &p) : AtomicQ<false>::Receiver(p) {}
+        bool recv(int64_t &v)
+        {
+            v = q.pop();
+            return true;
+        }
+    };
+};
+
+// ---- xenium vyukov_bounded_queue (MPMC, bounded) -----------------------------
+// Dmitry Vyukov's array queue: a sequence number per cell, CAS on the enqueue
+// or dequeue position. try_push/try_pop are the strong forms (xenium's
+// default): they fail only when the queue is full or empty, and a try_pop that
+// meets a push in progress on its cell spins until it completes. No waiting
+// forms: a consumer spins with Backoff. `capacity` must be a power of two.
+
+inline bool is_pow2(size_t n) { return n >= 2 && (n & (n - 1)) == 0; }
+
+class XeniumVyukov {
+    using Queue = xenium::vyukov_bounded_queue<int64_t>;
+
+public:
+    explicit XeniumVyukov(const Config &cfg)
+        : q_(is_pow2(cfg.capacity) ? cfg.capacity : 2)
+    {
+        if (!is_pow2(cfg.capacity))
+            init_error = "vyukov_bounded_queue: capacity must be a power of "
+                         "two >= 2";
+    }
+    std::string init_error;
+
+    struct Sender : Endpoint {
+        explicit Sender(XeniumVyukov &p) : q(p.q_) {}
+        Op try_send(int64_t v)
+        {
+            return q.try_push(v) ? Op::kOk : Op::kWouldBlock;
+        }
+        Queue &q;
+    };
+
+    struct Receiver : Endpoint {
+        explicit Receiver(XeniumVyukov &p) : q(p.q_) {}
+        Op try_recv(int64_t &v)
+        {
+            return q.try_pop(v) ? Op::kOk : Op::kWouldBlock;
+        }
+        Queue &q;
+    };
+
+private:
+    Queue q_;
+};
+
+// ---- xenium ramalhete_queue (MPMC, unbounded) --------------------------------
+// Ramalhete and Correia's FAAArrayQueue: a linked list of 512-entry nodes;
+// push and pop each take an index with one fetch_add and a new node is
+// allocated when the last one fills up (so it allocates while measuring, one
+// node per 512 messages). Nodes are freed through xenium's epoch-based
+// reclamation (reclamation::epoch_based, Fraser's EBR). No waiting forms: a
+// consumer spins with Backoff; try_pop itself retries an entry whose push is
+// in progress up to 1000 times (pop_retries) before it skips it.
+// The queue holds one machine word per entry, a pointer (or a trivially
+// copyable type smaller than one): zero means empty and the top bit is its
+// mark. A message v travels as the word v + 2: the benchmark's messages are
+// >= 0 and the end marker is -1, so the word is never 0 and stays below 2^63;
+// anything below -1 is refused.
+
+class XeniumRamalhete {
+    struct Word; // never defined: the queue only moves the pointer value
+    using Queue = xenium::ramalhete_queue<
+        Word *,
+        xenium::policy::reclaimer<xenium::reclamation::epoch_based<>>>;
+    static constexpr uint64_t kBias = 2;
+
+public:
+    explicit XeniumRamalhete(const Config &) {}
+    std::string init_error;
+
+    struct Sender : Endpoint {
+        explicit Sender(XeniumRamalhete &p) : q(p.q_) {}
+        Op try_send(int64_t v)
+        {
+            if (v < -1)
+                return fail("ramalhete_queue: messages below -1 do not fit");
+            q.push(reinterpret_cast<Word *>(uintptr_t(uint64_t(v) + kBias)));
+            return Op::kOk;
+        }
+        Queue &q;
+    };
+
+    struct Receiver : Endpoint {
+        explicit Receiver(XeniumRamalhete &p) : q(p.q_) {}
+        Op try_recv(int64_t &v)
+        {
+            Word *w;
+            if (!q.try_pop(w))
+                return Op::kWouldBlock;
+            v = int64_t(uint64_t(reinterpret_cast<uintptr_t>(w)) - kBias);
+            return Op::kOk;
+        }
+        Queue &q;
+    };
+
+private:
+    Queue q_;
+};
+
+// ---- oneTBB concurrent_bounded_queue (MPMC, bounded, blocking) ---------------
+// set_capacity(capacity). push waits while the queue is full and pop while it
+// is empty, in TBB's concurrent monitor (the waiter sleeps in the kernel);
+// try_push/try_pop never wait. Both ends take a ticket from a shared counter
+// and use one of several micro-queues, each a list of pages: TBB allocates
+// and frees pages as messages pass through, bounded or not.
+
+class TbbBounded {
+public:
+    explicit TbbBounded(const Config &cfg)
+    {
+        if (cfg.capacity == 0)
+            init_error = "concurrent_bounded_queue: capacity must be >= 1";
+        else
+            q_.set_capacity(std::ptrdiff_t(cfg.capacity));
+    }
+    std::string init_error;
+
+    struct Sender : Endpoint {
+        explicit Sender(TbbBounded &p) : q(p.q_) {}
+        Op try_send(int64_t v)
+        {
+            return q.try_push(v) ? Op::kOk : Op::kWouldBlock;
+        }
+        bool send(int64_t v)
+        {
+            q.push(v);
+            return true;
+        }
+        tbb::concurrent_bounded_queue<int64_t> &q;
+    };
+
+    struct Receiver : Endpoint {
+        explicit Receiver(TbbBounded &p) : q(p.q_) {}
+        Op try_recv(int64_t &v)
+        {
+            return q.try_pop(v) ? Op::kOk : Op::kWouldBlock;
+        }
+        bool recv(int64_t &v)
+        {
+            q.pop(v);
+            return true;
+        }
+        tbb::concurrent_bounded_queue<int64_t> &q;
+    };
+
+private:
+    tbb::concurrent_bounded_queue<int64_t> q_;
+};
+
+// ---- oneTBB concurrent_queue (MPMC, unbounded) -------------------------------
+// The same ticketed micro-queues without a capacity or waiting: push never
+// fails (it allocates pages as needed) and try_pop is the only way out, so a
+// consumer spins with Backoff.
+
+class TbbQueue {
+public:
+    explicit TbbQueue(const Config &) {}
+    std::string init_error;
+
+    struct Sender : Endpoint {
+        explicit Sender(TbbQueue &p) : q(p.q_) {}
+        Op try_send(int64_t v)
+        {
+            q.push(v);
+            return Op::kOk;
+        }
+        tbb::concurrent_queue<int64_t> &q;
+    };
+
+    struct Receiver : Endpoint {
+        explicit Receiver(TbbQueue &p) : q(p.q_) {}
+        Op try_recv(int64_t &v)
+        {
+            return q.try_pop(v) ? Op::kOk : Op::kWouldBlock;
+        }
+        tbb::concurrent_queue<int64_t> &q;
+    };
+
+private:
+    tbb::concurrent_queue<int64_t> q_;
 };
 
 // ---- std::mutex + std::condition_variable around a bounded std::deque -------

@@ -5,14 +5,21 @@ Reads the file written by `lch_bench --benchmark_out=FILE
 --benchmark_out_format=json`, takes the *median* aggregate of every benchmark
 (lch_bench runs 5 repetitions by default), and prints Markdown:
 
-1. per case: libchan's figure, the best peer and its figure, libchan's ratio
-   against it (oriented so that > 1 means libchan is better: throughput is
-   libchan/peer, latency is peer/libchan), the target and whether it is met;
-2. every entry's figure per case, with libchan's ratio against each.
+1. per case and kind of queue: libchan's figure, the best peer of that kind
+   and its figure, libchan's ratio against it (oriented so that > 1 means
+   libchan is better: throughput is libchan/peer, latency is peer/libchan),
+   the target and whether it is met. Bounded rows compare the entry "libchan"
+   (capacity 1024) with the bounded peers; unbounded rows compare
+   "libchan_unbounded" with the unbounded peers (UNBOUNDED);
+2. every entry's figure per case, with the ratio of libchan (or, for
+   unbounded entries, libchan_unbounded) against each.
 
 Benchmarks are named "<case>/<entry>". The entry "libchan" is the headline;
 other libchan_* entries and the entries listed in INFO_ONLY are shown in the
-second table but never count as "the best peer".
+second table but never count as "the best peer". SPSC-only peers (SPSC, and
+ck_ring in the cases listed in SPSC_MODE) are marked "SPSC"; they count only
+in the cases where each queue has one producer and one consumer
+(SPSC_CASES), and one found elsewhere is reported as a problem.
 
 Exit status: 0 when the tables could be made (targets are reported, not
 asserted); 1 when the input lacks a case, libchan's entry or a target's
@@ -70,6 +77,25 @@ CASES = [
 # which the parked case is not about).
 INFO_ONLY = {"pingpong_block": {"moodycamel_blocking_spin"}}
 
+# The libchan entry each kind of queue is compared with.
+LIBCHAN_OF = {"bounded": HEADLINE, "unbounded": "libchan_unbounded"}
+# The targets are the headline's: the unbounded rows give libchan_unbounded's
+# ratio against the best unbounded peer for information.
+TARGET_KINDS = {"bounded"}
+
+# Unbounded by design (peers.hpp says why); every other entry is bounded.
+UNBOUNDED = {"libchan_unbounded", "moodycamel", "moodycamel_blocking",
+             "moodycamel_blocking_spin", "wfcqueue", "xenium_ramalhete",
+             "tbb_queue"}
+
+# Single-producer single-consumer only: they fit only SPSC_CASES. ck_ring uses
+# its SPSC functions in the cases named in SPSC_MODE and its MPMC ones
+# elsewhere; futex is a one-slot mailbox for one sender and one receiver.
+SPSC = {"readerwriterqueue", "boost_spsc", "atomic_queue_spsc", "futex"}
+SPSC_MODE = {"ck_ring": {"throughput_1p1c", "pingpong_spin"}}
+SPSC_CASES = {"throughput_1p1c", "throughput_1p1c_batch", "pingpong_spin",
+              "pingpong_block"}
+
 SUFFIX = re.compile(r"(/(real_time|manual_time|repeats:\d+|iterations:\d+|"
                     r"min_time:[0-9.]+|threads:\d+))+$")
 
@@ -90,8 +116,29 @@ class Entry:
     samples: list[float] = field(default_factory=list)
 
 
+def kind_of(name: str) -> str:
+    return "unbounded" if name in UNBOUNDED else "bounded"
+
+
+def is_spsc(case: str, name: str) -> bool:
+    return name in SPSC or case in SPSC_MODE.get(name, ())
+
+
 def is_peer(case: str, name: str) -> bool:
-    return not name.startswith(HEADLINE) and name not in INFO_ONLY.get(case, ())
+    return (not name.startswith(HEADLINE)
+            and name not in INFO_ONLY.get(case, ())
+            and (case in SPSC_CASES or not is_spsc(case, name)))
+
+
+def tags(case: str, name: str) -> list[str]:
+    out = []
+    if name in UNBOUNDED:
+        out.append("unbounded")
+    if is_spsc(case, name):
+        out.append("SPSC")
+    if not is_peer(case, name) and name not in LIBCHAN_OF.values():
+        out.append("info")
+    return out
 
 
 def load(path: str, metric_of: dict[str, str]) -> tuple[dict, dict]:
@@ -166,47 +213,79 @@ def analyse(entries: dict, min_reps: int) -> tuple[list[dict], list[str]]:
             elif e.repetitions < min_reps or (min_reps > 1
                                               and not e.from_median):
                 few.append(f"{c.name}/{e.name} ({e.repetitions})")
-        lch = mine.get(HEADLINE)
-        if lch is None:
+            if is_spsc(c.name, e.name) and c.name not in SPSC_CASES:
+                problems.append(f"{c.name}/{e.name}: an SPSC-only entry in a "
+                                f"case with several producers or consumers "
+                                f"(not counted)")
+        if HEADLINE not in mine:
             problems.append(f"case {c.name} has no '{HEADLINE}' entry")
-        peers = {n: e for n, e in mine.items()
-                 if is_peer(c.name, n) and e.figure is not None}
-        if not peers:
+        all_peers = {n: e for n, e in mine.items()
+                     if is_peer(c.name, n) and e.figure is not None}
+        if not all_peers:
             problems.append(f"case {c.name} has no peer with a figure")
-        if c.ref is not None and c.ref not in peers:
+        if c.ref is not None and c.ref not in all_peers:
             problems.append(f"case {c.name} lacks the target's reference "
                             f"entry '{c.ref}'")
-        best = None
-        if peers:
-            pick = max if c.higher_is_better else min
-            best = pick(peers.values(), key=lambda e: e.figure)
-        ok = lch is not None and lch.figure is not None and best is not None
-        ref = peers.get(c.ref) if c.ref else best
-        row = {
-            "case": c.name,
-            "what": c.what,
-            "metric": c.metric,
-            "libchan": lch.figure if lch else None,
-            "best_peer": best.name if best else None,
-            "best_figure": best.figure if best else None,
-            "ratio_vs_best": ratio(c, lch.figure, best.figure) if ok else None,
-            "target": c.target_text,
-            "target_ref": ref.name if ref else None,
-            "ratio_vs_target_ref": (ratio(c, lch.figure, ref.figure)
-                                    if ok and ref else None),
-            "target_min_ratio": c.min_ratio,
-            "entries": {
-                n: {"figure": e.figure, "cv": e.cv,
-                    "repetitions": e.repetitions,
-                    "is_peer": is_peer(c.name, n),
-                    "ratio": (ratio(c, lch.figure, e.figure)
-                              if lch and lch.figure and e.figure else None)}
-                for n, e in sorted(mine.items())},
-        }
-        r = row["ratio_vs_target_ref"]
-        row["met"] = (None if r is None or c.min_ratio is None
-                      else r >= c.min_ratio - 1e-12)
-        rows.append(row)
+        # Entries' ratios: against the libchan entry of their own kind.
+        entry_rows = {}
+        for n, e in sorted(mine.items()):
+            base = mine.get(LIBCHAN_OF[kind_of(n)])
+            entry_rows[n] = {
+                "figure": e.figure, "cv": e.cv,
+                "repetitions": e.repetitions,
+                "kind": kind_of(n), "spsc": is_spsc(c.name, n),
+                "is_peer": is_peer(c.name, n),
+                "ratio": (ratio(c, base.figure, e.figure)
+                          if base and base.figure and e.figure else None)}
+        for kind, lname in LIBCHAN_OF.items():
+            lch = mine.get(lname)
+            peers = {n: e for n, e in all_peers.items() if kind_of(n) == kind}
+            if lch is None and not peers:
+                continue  # e.g. no unbounded entries in this case
+            if lch is None:
+                problems.append(f"case {c.name} has {kind} peers but no "
+                                f"'{lname}' entry")
+            elif not peers:
+                problems.append(f"case {c.name} has no {kind} peer with a "
+                                f"figure")
+            best = None
+            if peers:
+                pick = max if c.higher_is_better else min
+                best = pick(peers.values(), key=lambda e: e.figure)
+            ok = (lch is not None and lch.figure is not None
+                  and best is not None)
+            # A named reference is used whatever its kind (moodycamel for
+            # 1P/1C, the raw futex for the parked ping-pong); "best peer"
+            # targets take the best peer of the row's kind.
+            targeted = kind in TARGET_KINDS and c.min_ratio is not None
+            ref = (all_peers.get(c.ref) if c.ref else best) if targeted \
+                else None
+            row = {
+                "case": c.name,
+                "kind": kind,
+                "libchan_entry": lname,
+                "what": c.what,
+                "metric": c.metric,
+                "libchan": lch.figure if lch else None,
+                "best_peer": best.name if best else None,
+                "best_peer_spsc": (is_spsc(c.name, best.name)
+                                   if best else None),
+                "best_figure": best.figure if best else None,
+                "ratio_vs_best": (ratio(c, lch.figure, best.figure)
+                                  if ok else None),
+                "target": (c.target_text if kind in TARGET_KINDS
+                           else "for information"),
+                "target_ref": ref.name if ref else None,
+                "ratio_vs_target_ref": (ratio(c, lch.figure, ref.figure)
+                                        if lch is not None and lch.figure
+                                        and ref else None),
+                "target_min_ratio": c.min_ratio if targeted else None,
+                "entries": entry_rows,
+            }
+            r = row["ratio_vs_target_ref"]
+            row["met"] = (None if r is None or not targeted
+                          else r >= c.min_ratio - 1e-12)
+            rows.append(row)
     if few:
         problems.append(
             f"{len(few)} entries lack a median of >= {min_reps} repetitions, "
@@ -224,28 +303,46 @@ def markdown(rows: list[dict], context: dict) -> str:
             "lch_bench.pinning", "lch_bench.sizes") if k in context]
     if ctx:
         out.append("Run: " + "; ".join(str(x) for x in ctx) + "\n")
-    out.append("| case | libchan | best peer | peer figure | libchan vs best "
-               "(>1 = libchan better) | target | vs target | met |")
-    out.append("|---|---|---|---|---|---|---|---|")
+    out.append("| case | queues | libchan | best peer | peer figure | "
+               "libchan vs best (>1 = libchan better) | target | vs target "
+               "| met |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         c = by_name[r["case"]]
         rb, rt = r["ratio_vs_best"], r["ratio_vs_target_ref"]
         met = {True: "yes", False: "**no**", None: "-"}[r["met"]]
-        vs_target = "-" if rt is None or c.min_ratio is None else (
-            f"{rt:.3f} (need >= {c.min_ratio:.3f} vs {r['target_ref']})")
+        need = r["target_min_ratio"]
+        vs_target = "-" if rt is None or need is None else (
+            f"{rt:.3f} (need >= {need:.3f} vs {r['target_ref']})")
+        best = r["best_peer"] or "-"
+        if r["best_peer_spsc"]:
+            best += " (SPSC)"
         out.append(
-            f"| {r['case']} | {fmt(c, r['libchan'])} | {r['best_peer'] or '-'}"
+            f"| {r['case']} | {r['kind']} ({r['libchan_entry']}) | "
+            f"{fmt(c, r['libchan'])} | {best}"
             f" | {fmt(c, r['best_figure'])} | "
             f"{'-' if rb is None else f'{rb:.2f}x'} | {r['target']} | "
             f"{vs_target} | {met} |")
     out.append("")
+    out.append("Bounded rows: libchan (capacity 1024) against the bounded "
+               "peers; unbounded rows: libchan_unbounded against the unbounded "
+               "peers, for information (the targets are libchan's). SPSC = a "
+               "single-producer single-consumer queue, counted only in 1P/1C "
+               "and ping-pong. A target with a named reference uses it "
+               "whatever its kind; \"best peer\" targets take the best "
+               "bounded peer.\n")
     out.append("Throughput in million messages per second (higher is "
                "better); round trips in wall-clock time (lower is better). "
                "Medians of the repetitions; cv = coefficient of variation "
-               "across them.\n")
+               "across them. Ratios are libchan's against bounded entries "
+               "and libchan_unbounded's against unbounded ones.\n")
     out.append("| case | entry | figure | cv | libchan vs this |")
     out.append("|---|---|---|---|---|")
+    shown = set()
     for r in rows:
+        if r["case"] in shown:
+            continue  # a case's entries are the same in each of its rows
+        shown.add(r["case"])
         c = by_name[r["case"]]
         order = sorted(r["entries"].items(),
                        key=lambda kv: (kv[1]["figure"] is None,
@@ -253,11 +350,12 @@ def markdown(rows: list[dict], context: dict) -> str:
                                        if c.higher_is_better
                                        else (kv[1]["figure"] or 0)))
         for name, e in order:
-            tag = "" if e["is_peer"] or name == HEADLINE else " (info)"
+            tag = ", ".join(tags(r["case"], name))
+            tag = f" ({tag})" if tag else ""
             cv = "-" if e["cv"] is None else f"{100 * e['cv']:.1f}%"
-            rv = "-" if e["ratio"] is None or name == HEADLINE \
+            rv = "-" if e["ratio"] is None or name in LIBCHAN_OF.values() \
                 else f"{e['ratio']:.2f}x"
-            name_md = f"**{name}**" if name == HEADLINE else name
+            name_md = f"**{name}**" if name in LIBCHAN_OF.values() else name
             out.append(f"| {r['case']} | {name_md}{tag} | "
                        f"{fmt(c, e['figure'])} | {cv} | {rv} |")
     return "\n".join(out) + "\n"
