@@ -415,9 +415,10 @@ class _Pool:
         it takes, it handles as the manager would; a control message goes
         back to the manager, the only thread that acts on those (it must
         see every worker's end)."""
-        if threading.current_thread() is self.manager:
+        results = self.results          # None once the pool is released
+        if results is None or threading.current_thread() is self.manager:
             return
-        get = self.results.get
+        get = results.get
         now = time.monotonic
         deadline = now() + HELP_SECONDS
         while fut._lch_pool is not None:
@@ -429,7 +430,10 @@ class _Pool:
             except (Empty, ShutDown):
                 return
             if msg[0] < 0:
-                self.results.put(msg)
+                try:
+                    results.put(msg)
+                except ShutDown:
+                    pass                 # released: the manager is done
                 return
             self.handle((msg,))
 
