@@ -27,9 +27,9 @@ arms again and goes back to the head of its line.
 import asyncio
 import threading
 import weakref
+from collections import deque
 from os import sched_yield as _yield
 from time import perf_counter as _now
-from collections import deque
 from typing import Any
 
 from libchan._libchan import Channel, Empty, Full, ShutDown, _Waiter

@@ -431,6 +431,16 @@ static PyObject *Channel_get_nowait(PyObject *self, PyObject *unused)
     return do_get(self, LCH_NOWAIT);
 }
 
+lch_channel *lchpy_channel_arg(lchpy_state *st, PyObject *o, const char *fn)
+{
+    if (Py_TYPE(o) != st->Channel_Type) {
+        PyErr_Format(PyExc_TypeError, "%s() takes libchan.Channel objects, "
+                     "not %.100s", fn, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    return ((lchpy_Channel *)o)->ch;
+}
+
 PyDoc_STRVAR(move_to_doc,
 "_move_to(dst)\n--\n\n"
 "Move the oldest item to the channel dst as it is (neither rebuilt here\n"
@@ -442,18 +452,16 @@ PyDoc_STRVAR(move_to_doc,
 static PyObject *Channel_move_to(PyObject *self, PyObject *dst)
 {
     lchpy_state *st = state_of(self);
-    if (Py_TYPE(dst) != st->Channel_Type) {
-        PyErr_Format(PyExc_TypeError, "_move_to() takes a Channel, not %.100s",
-                     Py_TYPE(dst)->tp_name);
+    lch_channel *to = lchpy_channel_arg(st, dst, "_move_to");
+    if (!to)
         return NULL;
-    }
     lch_value v;
     int rc = lch_channel_recv(CH(self), &v, LCH_NOWAIT);
     if (rc == LCH_EAGAIN)
         Py_RETURN_FALSE;
     if (rc != LCH_OK)
         return lchpy_raise(st, rc, "_move_to");
-    rc = lch_channel_send(CH(dst), v, LCH_NOWAIT);
+    rc = lch_channel_send(to, v, LCH_NOWAIT);
     if (rc == LCH_OK)
         Py_RETURN_TRUE;
     lch_value_release(&v); /* still ours: dropped, as documented */

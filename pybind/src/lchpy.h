@@ -151,6 +151,9 @@ PyObject *lchpy_decode_elem(lchpy_state *st, lch_encoded *enc,
 
 /* Raise the Python exception for a libchan error code. Always NULL. */
 PyObject *lchpy_raise(lchpy_state *st, int rc, const char *what);
+/* The lch_channel of a Channel argument o (borrowed: o keeps it alive), or
+ * NULL with TypeError naming fn (channel.c). */
+lch_channel *lchpy_channel_arg(lchpy_state *st, PyObject *o, const char *fn);
 
 /* CLOCK_MONOTONIC in ns; and block/timeout as queue.Queue takes them ->
  * libchan timeout in ns: LCH_NOWAIT (block false), LCH_FOREVER (timeout

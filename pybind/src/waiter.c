@@ -27,17 +27,6 @@ static lchpy_state *wstate(PyObject *self)
     return PyType_GetModuleState(Py_TYPE(self));
 }
 
-/* The lch_channel of a Channel argument, or NULL with TypeError. */
-static lch_channel *channel_arg(lchpy_state *st, PyObject *o, const char *fn)
-{
-    if (Py_TYPE(o) != st->Channel_Type) {
-        PyErr_Format(PyExc_TypeError, "%s() takes libchan.Channel objects, "
-                     "not %.100s", fn, Py_TYPE(o)->tp_name);
-        return NULL;
-    }
-    return ((lchpy_Channel *)o)->ch;
-}
-
 /* ShutDown for a select: the message and .channel name the channel. */
 static PyObject *raise_closed(lchpy_state *st, PyObject *chobj)
 {
@@ -103,7 +92,7 @@ PyObject *lchpy_select(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     lch_select_case cases[LCH_SELECT_MAX];
     for (Py_ssize_t i = 0; i < nargs; i++) {
-        lch_channel *ch = channel_arg(st, args[i], "select");
+        lch_channel *ch = lchpy_channel_arg(st, args[i], "select");
         if (!ch)
             return NULL;
         cases[i] = (lch_select_case){ch, LCH_RECV, lch_value_none()};
@@ -237,7 +226,7 @@ static PyObject *Waiter_take(PyObject *self, PyObject *unused)
 static PyObject *Waiter_get(PyObject *self, PyObject *chobj)
 {
     lchpy_state *st = wstate(self);
-    lch_channel *ch = channel_arg(st, chobj, "get");
+    lch_channel *ch = lchpy_channel_arg(st, chobj, "get");
     if (!ch || check_open(self))
         return NULL;
     lch_value v;
@@ -257,7 +246,7 @@ static PyObject *Waiter_put(PyObject *self, PyObject *const *args,
         return NULL;
     }
     lchpy_state *st = wstate(self);
-    lch_channel *ch = channel_arg(st, args[0], "put");
+    lch_channel *ch = lchpy_channel_arg(st, args[0], "put");
     if (!ch || check_open(self))
         return NULL;
     lch_value v;
@@ -292,7 +281,7 @@ static PyObject *Waiter_select(PyObject *self, PyObject *channels)
         return NULL;
     lch_select_case cases[LCH_SELECT_MAX];
     for (Py_ssize_t i = 0; i < n; i++) {
-        lch_channel *ch = channel_arg(st, PyTuple_GET_ITEM(channels, i),
+        lch_channel *ch = lchpy_channel_arg(st, PyTuple_GET_ITEM(channels, i),
                                       "select");
         if (!ch)
             return NULL;
@@ -325,7 +314,7 @@ static PyObject *Waiter_disarm(PyObject *self, PyObject *const *args,
         return NULL;
     }
     lchpy_state *st = wstate(self);
-    lch_channel *ch = channel_arg(st, args[0], "disarm");
+    lch_channel *ch = lchpy_channel_arg(st, args[0], "disarm");
     if (!ch || check_open(self))
         return NULL;
     int send = PyObject_IsTrue(args[1]);

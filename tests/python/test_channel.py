@@ -767,3 +767,31 @@ def test_concurrent_lookup_and_release():
     for t in ts:
         t.join(20)
         assert t.error is None, t.error
+
+
+def test_move_to_moves_the_item_as_it_is():
+    """Channel._move_to (the executor's backlog): the oldest item goes to
+    the other channel unchanged, False when there is none, a clear error
+    for a wrong argument or a destination that refuses it."""
+    a, b = libchan.Channel(), libchan.Channel(2)
+    sb = libchan.SharedBuffer(b"moved")
+    a.put((1, "x", sb))
+    a.put(2)
+    assert a._move_to(b) is True
+    got = b.get_nowait()
+    assert got[:2] == (1, "x") and got[2].address == sb.address
+    assert a._move_to(b) is True and b.get_nowait() == 2
+    assert a._move_to(b) is False                    # empty
+    with pytest.raises(TypeError, match="_move_to.*libchan.Channel"):
+        a._move_to([])
+    b.put(0)
+    b.put(0)
+    a.put(3)
+    with pytest.raises(libchan.Full):                # dst full: dropped
+        a._move_to(b)
+    assert a.qsize() == 0
+    b.shutdown()
+    a.put(4)
+    with pytest.raises(libchan.ShutDown):
+        a._move_to(b)
+    assert a.qsize() == 0
