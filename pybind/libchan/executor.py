@@ -31,12 +31,7 @@ How it works (one paragraph per moving part):
   thread, which resolves futures, moves backlog tasks into the window as
   results free it, notices workers that end, and turns a failed
   initializer or a worker that ends unexpectedly into
-  ``BrokenInterpreterPool`` for every outstanding future. A thread that
-  calls ``result()`` on a pending future first takes results itself for
-  up to 20 us (a spin, GIL released, as a blocking get does): a short
-  task's result then reaches it directly, not through the manager, which
-  saves two wake-ups (worker to manager, manager to caller) per round
-  trip.
+  ``BrokenInterpreterPool`` for every outstanding future.
 - **Functions and values**: see ``_calls`` (functions by reference, the
   main script as ``__mp_main__``) and ``_wire`` (pickle only as a fallback,
   with shared objects kept by reference; exceptions and their tracebacks).
@@ -90,10 +85,6 @@ _GUARD = (
     "as with multiprocessing's spawn start method.")
 
 _pools = weakref.WeakSet()          # pools whose threads may still run
-# How long a thread entering Future.result() takes results itself before it
-# sleeps on the future (_Pool.help): what a blocking get spins
-# (LCH_DEFAULT_SPIN_NS).
-HELP_SECONDS = 20e-6
 WINDOW_PER_WORKER = 64               # tasks handed to the workers' channel
 _global_shutdown = False
 
@@ -169,18 +160,6 @@ class _TaskFuture(_base.Future):
         if pool is not None and not pool.withdraw(self):
             return False                 # a worker has started it
         return super().cancel()
-
-    def result(self, timeout=None):
-        pool = self._lch_pool
-        if pool is not None and timeout != 0:
-            pool.help(self)
-        return super().result(timeout)
-
-    def exception(self, timeout=None):
-        pool = self._lch_pool
-        if pool is not None and timeout != 0:
-            pool.help(self)
-        return super().exception(timeout)
 
 
 class _Pool:
@@ -370,7 +349,7 @@ class _Pool:
                 for _ in range(qsize()):
                     batch.append(get_nowait())
             except Empty:
-                pass                     # a helper took them meanwhile
+                pass
             self.handle(batch)
             batch = None
             if self.closing or self.broken is not None:
@@ -379,8 +358,8 @@ class _Pool:
 
     def handle(self, batch):
         """Act on result messages: refill the window for the finished
-        tasks, then resolve their futures; control messages (tid < 0)
-        only in the manager thread (see help)."""
+        tasks, then resolve their futures (and act on control messages,
+        tid < 0)."""
         futures = self.futures
         ntasks = 0
         for msg in batch:
@@ -405,37 +384,6 @@ class _Pool:
                     pass
             else:
                 self.resolve(fut, status, value)
-
-    def help(self, fut):
-        """A thread about to wait in fut.result() first takes results
-        itself for up to HELP_SECONDS (the channel's spin: GIL released,
-        no sleep). A short task's result then reaches the waiting thread
-        without two more wake-ups (worker -> manager -> waiter), each of
-        which costs tens of microseconds when it crosses CPUs. Whatever
-        it takes, it handles as the manager would; a control message goes
-        back to the manager, the only thread that acts on those (it must
-        see every worker's end)."""
-        results = self.results          # None once the pool is released
-        if results is None or threading.current_thread() is self.manager:
-            return
-        get = results.get
-        now = time.monotonic
-        deadline = now() + HELP_SECONDS
-        while fut._lch_pool is not None:
-            left = deadline - now()
-            if left <= 0:
-                return
-            try:
-                msg = get(timeout=left)
-            except (Empty, ShutDown):
-                return
-            if msg[0] < 0:
-                try:
-                    results.put(msg)
-                except ShutDown:
-                    pass                 # released: the manager is done
-                return
-            self.handle((msg,))
 
     def control(self, status, value):
         if status == EXITED:

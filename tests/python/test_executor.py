@@ -754,12 +754,10 @@ def test_thousands_of_tasks_each_resolved_once(make_pool):
     assert resolved == [1] * n
 
 
-def test_threads_waiting_in_result_take_results_with_the_manager(make_pool):
-    """result() on a pending future takes results itself for a moment
-    (helping the manager thread): with several threads doing that at once
-    while tasks of random lengths finish, every future is resolved once,
-    with its own result, and the pool still shuts down (the manager must
-    still see every worker's end)."""
+def test_threads_waiting_in_result_get_their_own_results(make_pool):
+    """Several threads waiting in result() at once while tasks of random
+    lengths finish: every future is resolved once, with its own result,
+    and the pool still shuts down (the manager sees every worker's end)."""
     rng = random.Random(11)
     p = make_pool(2)
     n_threads, per_thread = 4, 500
