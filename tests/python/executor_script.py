@@ -71,6 +71,14 @@ def run_ok():
 
 
 def run_sigint(use_with):
+    import signal
+    # Ctrl-C as an interactive user has it, whatever this process inherited:
+    # a shell starts background jobs with SIGINT ignored, and a Python
+    # started so keeps ignoring it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w)      # the C-level handler writes each signal here
     pool = InterpreterPoolExecutor(2)
     fs = [pool.submit(slow, i) for i in range(40)]
     fs[0].result(timeout=60)
@@ -82,6 +90,17 @@ def run_sigint(use_with):
     else:
         for f in fs:
             f.result(timeout=60)
+    # Only reached if the SIGINT was lost: say where it went (the test
+    # shows stderr when it fails).
+    os.set_blocking(r, False)
+    try:
+        seen = os.read(r, 64)
+    except BlockingIOError:
+        seen = b""
+    with open("/proc/self/status") as f:
+        masks = [ln.strip() for ln in f if ln.startswith(("SigBlk", "SigIgn"))]
+    print("lost SIGINT: handler %r, %s, signals seen by the C handler %r"
+          % (signal.getsignal(signal.SIGINT), masks, seen), file=sys.stderr)
 
 
 if sys.argv[1:] == ["unguarded"]:
