@@ -510,7 +510,7 @@ static void test_channels_through_channel(void **state)
 /* ---- the matrix ----------------------------------------------------------- */
 
 static const int topologies[][2] = {{1, 1}, {2, 2}, {4, 4}, {8, 1}};
-enum { N_TOPO = 4, N_MATRIX = N_TOPO * 2 * M_COUNT * 2, N_EXTRA = 6 };
+enum { N_TOPO = 4, N_MATRIX = N_TOPO * 2 * M_COUNT * 2, N_EXTRA = 8 };
 
 static stress_cfg cfgs[N_MATRIX + N_EXTRA];
 
@@ -543,6 +543,10 @@ int main(int argc, char **argv)
      * wake-up. */
     cfgs[n++] = make_cfg(2, 2, 1, M_PARK, false);
     cfgs[n++] = make_cfg(4, 4, 1, M_PARK, false);
+    /* Capacity 3: not a power of two, so slots are found by modulo (the
+     * single-value fast path and the general one both). */
+    cfgs[n++] = make_cfg(2, 2, 3, M_TRY, false);
+    cfgs[n++] = make_cfg(4, 4, 3, M_BLOCK, false);
 
     struct CMUnitTest tests[N_MATRIX + N_EXTRA + 1];
     for (size_t i = 0; i < n; i++)

@@ -330,6 +330,12 @@ int lch_channel_send(lch_channel *ch, lch_value v, int64_t timeout_ns)
 {
     if (!ch)
         return LCH_EINVAL;
+    bool wake;
+    if (ch->capacity && lch__ring_send1(&ch->q.ring, &v, &wake)) {
+        if (LCH__UNLIKELY(wake))
+            lch__waitq_wake_slow(&ch->recv_wq, 1);
+        return LCH_OK;
+    }
     struct op_args a = {OP_SEND, &v, 1, 0, false};
     return channel_op(ch, &a, timeout_ns);
 }
@@ -338,6 +344,15 @@ int lch_channel_recv(lch_channel *ch, lch_value *out, int64_t timeout_ns)
 {
     if (!out)
         return LCH_EINVAL;
+    bool wake;
+    /* Acquire pairs with the release store in close_now (as in try_op). */
+    if (ch && ch->capacity &&
+        !atomic_load_explicit(&ch->discarding, memory_order_acquire) &&
+        lch__ring_recv1(&ch->q.ring, out, &wake)) {
+        if (LCH__UNLIKELY(wake))
+            lch__waitq_wake_slow(&ch->send_wq, 1);
+        return LCH_OK;
+    }
     *out = lch_value_none();
     if (!ch)
         return LCH_EINVAL;
