@@ -220,6 +220,8 @@ struct lch__list_pos {
 struct lch__list {
     alignas(LCH__CACHELINE) struct lch__list_pos tail; /* mark = closed */
     alignas(LCH__CACHELINE) struct lch__list_pos head; /* mark = more blocks */
+    /* a retired block kept for the next sender that needs one, or NULL */
+    alignas(LCH__CACHELINE) _Atomic(struct lch__block *) spare;
 };
 
 int lch__list_init(struct lch__list *l);

@@ -40,12 +40,29 @@ struct lch__block {
     struct lch__lslot slots[BLOCK_CAP];
 };
 
-static struct lch__block *block_new(void)
+/* A block for the sender about to claim a block's last slot: the spare one
+ * a receiver left (see block_retire), else a new one. The exchange is the
+ * whole hand-over, so there is no ABA: nobody reads a spare block's fields
+ * before owning it. Acquire pairs with the release half of block_retire's
+ * exchange: that receiver's last reads of the block come before our writes. */
+static struct lch__block *block_new(struct lch__list *l)
 {
-    struct lch__block *b = lch__malloc(sizeof *b);
-    if (b)
-        memset(b, 0, sizeof *b); /* next = NULL, every state = 0 */
+    struct lch__block *b = atomic_exchange_explicit(&l->spare, NULL,
+                                                    memory_order_acquire);
+    if (!b && !(b = lch__malloc(sizeof *b)))
+        return NULL;
+    memset(b, 0, sizeof *b); /* next = NULL, every state = 0 */
     return b;
+}
+
+/* Keep a block nobody uses any more as the list's spare (one block: a
+ * receiver retires one block per BLOCK_CAP values, a sender needs one per
+ * BLOCK_CAP), freeing the spare it replaces. Release pairs with the acquire
+ * exchange in block_new; acquire, with the release of an earlier retire
+ * whose block we may free here. */
+static void block_retire(struct lch__list *l, struct lch__block *b)
+{
+    lch__free(atomic_exchange_explicit(&l->spare, b, memory_order_acq_rel));
 }
 
 /* Wait for the sender that claimed this block's last slot to link the next
@@ -61,7 +78,8 @@ static struct lch__block *block_wait_next(struct lch__block *b)
 
 /* Free `b` once slots [start, BLOCK_CAP-1) are read; if one is still being
  * read, mark it DESTROY and leave the rest to its reader. */
-static void block_destroy(struct lch__block *b, size_t start)
+static void block_destroy(struct lch__list *l, struct lch__block *b,
+                          size_t start)
 {
     for (size_t i = start; i < BLOCK_CAP - 1; i++) {
         struct lch__lslot *s = &b->slots[i];
@@ -72,12 +90,13 @@ static void block_destroy(struct lch__block *b, size_t start)
                                        memory_order_acq_rel) & READ))
             return;
     }
-    lch__free(b);
+    block_retire(l, b);
 }
 
 int lch__list_init(struct lch__list *l)
 {
-    struct lch__block *b = block_new();
+    atomic_init(&l->spare, NULL);
+    struct lch__block *b = block_new(l);
     if (!b)
         return LCH_ENOMEM;
     atomic_init(&l->tail.index, 0);
@@ -108,6 +127,7 @@ void lch__list_fini(struct lch__list *l)
         }
     }
     lch__free(b);
+    lch__free(atomic_load_explicit(&l->spare, memory_order_acquire));
 }
 
 static int list_push(struct lch__list *l, const lch_value *v)
@@ -122,7 +142,8 @@ static int list_push(struct lch__list *l, const lch_value *v)
     size_t offset;
     for (;;) {
         if (tail & MARK) {
-            lch__free(next_block);
+            if (next_block)
+                block_retire(l, next_block);
             return LCH_ECLOSED;
         }
         offset = (size_t)((tail >> SHIFT) % LAP);
@@ -133,7 +154,7 @@ static int list_push(struct lch__list *l, const lch_value *v)
             continue;
         }
         if (offset + 1 == BLOCK_CAP && !next_block) {
-            next_block = block_new();
+            next_block = block_new(l);
             if (!next_block)
                 return LCH_ENOMEM;
         }
@@ -162,7 +183,8 @@ static int list_push(struct lch__list *l, const lch_value *v)
         b = atomic_load_explicit(&l->tail.block, memory_order_acquire);
         lch__cpu_relax();
     }
-    lch__free(next_block);
+    if (next_block) /* another sender took the last slot */
+        block_retire(l, next_block);
     struct lch__lslot *s = &b->slots[offset];
     s->v = *v;
     /* Release pairs with the reader's acquire wait on WRITE. */
@@ -223,10 +245,10 @@ static int list_pop(struct lch__list *l, lch_value *out)
         lch__backoff(&step);
     *out = s->v;
     if (offset + 1 == BLOCK_CAP)
-        block_destroy(b, 0);
+        block_destroy(l, b, 0);
     else if (atomic_fetch_or_explicit(&s->state, READ, memory_order_acq_rel) &
              DESTROY)
-        block_destroy(b, offset + 1);
+        block_destroy(l, b, offset + 1);
     return LCH_OK;
 }
 
