@@ -9,14 +9,16 @@
  *   head.index mark = head and tail are known to be in different blocks, so
  *                     a receiver need not look at tail to know it is
  *                     non-empty.
- * Each slot has a state word: WRITE (value published), READ (value taken),
+ * Each slot is 16 bytes, the size of the value it holds: a state word that
+ * carries the value's kind and WRITE (value published), READ (value taken),
  * DESTROY (the block's destroyer reached this slot while its reader was
  * still busy; that reader will carry on destroying). The reader of a block's
- * last slot starts destruction; a block is freed once every slot is read.
- * A sender allocates the next block before claiming a block's last slot, so
- * running out of memory fails the send cleanly (LCH_ENOMEM) with nothing
- * claimed. Blocking lives in channel.c; the only waits here are for a peer
- * that is between claiming a slot and finishing with it. */
+ * last slot starts destruction; a block is retired once every slot is read,
+ * kept as the list's spare for the next sender that needs one (block_new,
+ * block_retire). A sender gets the next block before claiming a block's
+ * last slot, so running out of memory fails the send cleanly (LCH_ENOMEM)
+ * with nothing claimed. Blocking lives in channel.c; the only waits here
+ * are for a peer that is between claiming a slot and finishing with it. */
 #include <string.h>
 
 #include "lch_impl.h"
@@ -26,19 +28,37 @@
 #define LAP 64
 #define BLOCK_CAP (LAP - 1)
 
-#define WRITE 1u
-#define READ 2u
-#define DESTROY 4u
+/* State bits, above the value's kind in the same word. */
+#define KIND_MASK ((1u << 24) - 1)
+#define WRITE (1u << 24)
+#define READ (2u << 24)
+#define DESTROY (4u << 24)
 
+/* A queued lch_value in its own 16 bytes: the state word takes the place of
+ * `kind` (an lch_kind, far below 2^24), so a slot is no bigger than the
+ * value and fills one cache line with the three neighbours it shares with. */
 struct lch__lslot {
-    lch_value v;
-    _Atomic uint32_t state;
+    _Atomic uint32_t state; /* kind | WRITE | READ | DESTROY */
+    uint32_t tag;           /* the value's tag */
+    uint64_t bits;          /* the value's union, bit for bit */
 };
+_Static_assert(sizeof(struct lch__lslot) == sizeof(lch_value),
+               "a list slot is one value");
 
 struct lch__block {
-    _Atomic(struct lch__block *) next;
     struct lch__lslot slots[BLOCK_CAP];
+    _Atomic(struct lch__block *) next;
 };
+
+/* The value in a slot whose state (`st`, WRITE seen) is published. */
+static inline lch_value slot_value(const struct lch__lslot *s, uint32_t st)
+{
+    lch_value v;
+    v.kind = st & KIND_MASK;
+    v.tag = s->tag;
+    memcpy(&v.u, &s->bits, sizeof v.u);
+    return v;
+}
 
 /* A block for the sender about to claim a block's last slot: the spare one
  * a receiver left (see block_retire), else a new one. The exchange is the
@@ -118,7 +138,10 @@ void lch__list_fini(struct lch__list *l)
     for (; head != tail; head += 1u << SHIFT) {
         size_t offset = (size_t)((head >> SHIFT) % LAP);
         if (offset < BLOCK_CAP) {
-            lch_value_release(&b->slots[offset].v);
+            struct lch__lslot *s = &b->slots[offset];
+            lch_value v = slot_value(
+                s, atomic_load_explicit(&s->state, memory_order_relaxed));
+            lch_value_release(&v);
         } else {
             struct lch__block *next =
                 atomic_load_explicit(&b->next, memory_order_acquire);
@@ -186,9 +209,12 @@ static int list_push(struct lch__list *l, const lch_value *v)
     if (next_block) /* another sender took the last slot */
         block_retire(l, next_block);
     struct lch__lslot *s = &b->slots[offset];
-    s->v = *v;
-    /* Release pairs with the reader's acquire wait on WRITE. */
-    atomic_fetch_or_explicit(&s->state, WRITE, memory_order_release);
+    s->tag = v->tag;
+    memcpy(&s->bits, &v->u, sizeof s->bits);
+    /* Release pairs with the reader's acquire wait on WRITE. The kind goes
+     * in with WRITE: a destroyer may already have set DESTROY. */
+    atomic_fetch_or_explicit(&s->state, (v->kind & KIND_MASK) | WRITE,
+                             memory_order_release);
     return LCH_OK;
 }
 
@@ -241,9 +267,11 @@ static int list_pop(struct lch__list *l, lch_value *out)
     struct lch__lslot *s = &b->slots[offset];
     /* The sender claimed this slot; wait until it has published. */
     step = 0;
-    while (!(atomic_load_explicit(&s->state, memory_order_acquire) & WRITE))
+    uint32_t st;
+    while (!((st = atomic_load_explicit(&s->state, memory_order_acquire)) &
+             WRITE))
         lch__backoff(&step);
-    *out = s->v;
+    *out = slot_value(s, st);
     if (offset + 1 == BLOCK_CAP)
         block_destroy(l, b, 0);
     else if (atomic_fetch_or_explicit(&s->state, READ, memory_order_acq_rel) &
