@@ -220,6 +220,7 @@ struct lch__list_pos {
 struct lch__list {
     alignas(LCH__CACHELINE) struct lch__list_pos tail; /* mark = closed */
     alignas(LCH__CACHELINE) struct lch__list_pos head; /* mark = more blocks */
+    _Atomic uint64_t seen_tail; /* a position tail has reached (receivers) */
     /* a retired block kept for the next sender that needs one, or NULL */
     alignas(LCH__CACHELINE) _Atomic(struct lch__block *) spare;
 };

@@ -9,6 +9,9 @@
  *   head.index mark = head and tail are known to be in different blocks, so
  *                     a receiver need not look at tail to know it is
  *                     non-empty.
+ *   seen_tail         = a position tail has reached, left by the last
+ *                     receiver that read tail: below it a receiver knows
+ *                     its slot is claimed without touching tail's line.
  * Each slot is 16 bytes, the size of the value it holds: a state word that
  * carries the value's kind and WRITE (value published), READ (value taken),
  * DESTROY (the block's destroyer reached this slot while its reader was
@@ -123,6 +126,7 @@ int lch__list_init(struct lch__list *l)
     atomic_init(&l->tail.block, b);
     atomic_init(&l->head.index, 0);
     atomic_init(&l->head.block, b);
+    atomic_init(&l->seen_tail, 0);
     return LCH_OK;
 }
 
@@ -234,7 +238,11 @@ static int list_pop(struct lch__list *l, lch_value *out)
             continue;
         }
         uint64_t new_head = head + (1u << SHIFT);
-        if (!(new_head & MARK)) {
+        /* Below a tail some receiver saw, every position is claimed by a
+         * sender; relaxed: the slot's WRITE wait orders what we read. */
+        if (!(new_head & MARK) &&
+            head >> SHIFT >= atomic_load_explicit(&l->seen_tail,
+                                                  memory_order_relaxed)) {
             /* Pairs with the senders' seq_cst CAS on tail. */
             atomic_thread_fence(memory_order_seq_cst);
             uint64_t tail = atomic_load_explicit(&l->tail.index,
@@ -243,6 +251,9 @@ static int list_pop(struct lch__list *l, lch_value *out)
                 return (tail & MARK) ? LCH_ECLOSED : LCH_EAGAIN;
             if ((head >> SHIFT) / LAP != (tail >> SHIFT) / LAP)
                 new_head |= MARK;
+            /* A racing receiver may store an older tail: still a bound. */
+            atomic_store_explicit(&l->seen_tail, tail >> SHIFT,
+                                  memory_order_relaxed);
         }
         if (atomic_compare_exchange_weak_explicit(&l->head.index, &head,
                                                   new_head,
