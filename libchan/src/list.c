@@ -99,16 +99,25 @@ static struct lch__block *block_wait_next(struct lch__block *b)
     return next;
 }
 
-/* Free `b` once slots [start, BLOCK_CAP-1) are read; if one is still being
- * read, mark it DESTROY and leave the rest to its reader. */
+/* Retire `b` once slots [start, BLOCK_CAP-1) are read; if one is still
+ * being read, mark it DESTROY and leave the rest to its reader. Every slot
+ * here has a receiver, so its sender has claimed it and will publish: wait
+ * for WRITE first, so that DESTROY never lands before it (the sender's
+ * plain store of WRITE would lose it). */
 static void block_destroy(struct lch__list *l, struct lch__block *b,
                           size_t start)
 {
     for (size_t i = start; i < BLOCK_CAP - 1; i++) {
         struct lch__lslot *s = &b->slots[i];
+        unsigned step = 0;
+        uint32_t st;
+        /* Acquire pairs with the sender's release store of WRITE. */
+        while (!((st = atomic_load_explicit(&s->state,
+                                            memory_order_acquire)) & WRITE))
+            lch__backoff(&step);
         /* acq_rel pairs with the reader's acq_rel fetch_or(READ): exactly
          * one of us sees the other's bit. */
-        if (!(atomic_load_explicit(&s->state, memory_order_acquire) & READ) &&
+        if (!(st & READ) &&
             !(atomic_fetch_or_explicit(&s->state, DESTROY,
                                        memory_order_acq_rel) & READ))
             return;
@@ -215,10 +224,11 @@ static int list_push(struct lch__list *l, const lch_value *v)
     struct lch__lslot *s = &b->slots[offset];
     s->tag = v->tag;
     memcpy(&s->bits, &v->u, sizeof s->bits);
-    /* Release pairs with the reader's acquire wait on WRITE. The kind goes
-     * in with WRITE: a destroyer may already have set DESTROY. */
-    atomic_fetch_or_explicit(&s->state, (v->kind & KIND_MASK) | WRITE,
-                             memory_order_release);
+    /* Release pairs with the acquire waits on WRITE of the reader and of
+     * block_destroy. A plain store: nobody else writes the state word
+     * before WRITE is in (both wait for it), so no bit is lost. */
+    atomic_store_explicit(&s->state, (v->kind & KIND_MASK) | WRITE,
+                          memory_order_release);
     return LCH_OK;
 }
 
