@@ -385,6 +385,50 @@ static void test_send_recv_kinds(void **state)
     }
 }
 
+/* A value whose kind is not an lch_kind is refused by every way of sending,
+ * on both engines, before anything is queued: the caller keeps it. (The
+ * unbounded engine stores the kind in 24 bits; without the check it would
+ * hand back a different kind.) */
+static void test_send_refuses_unknown_kinds(void **state)
+{
+    (void)state;
+    const size_t caps[] = {0, 8};
+    const uint32_t kinds[] = {LCH_OBJECT + 1, 1u << 24, UINT32_MAX};
+    for (size_t c = 0; c < 2; c++) {
+        lch_channel *ch = make(caps[c], -1);
+        lch_waiter *w = NULL;
+        assert_rc(lch_waiter_create(&w), LCH_OK);
+        for (size_t k = 0; k < 3; k++) {
+            lch_value bad = lch_value_int(7);
+            bad.kind = kinds[k];
+            assert_rc(lch_channel_send(ch, bad, LCH_NOWAIT), LCH_EINVAL);
+            assert_rc(lch_channel_send(ch, bad, 1000), LCH_EINVAL);
+            lch_value batch[3] = {lch_value_int(1), bad, lch_value_int(3)};
+            size_t sent = 99;
+            assert_rc(lch_channel_send_batch(ch, batch, 3, &sent, LCH_NOWAIT),
+                      LCH_EINVAL);
+            assert_int_equal(sent, 0);
+            assert_rc(lch_waiter_send(w, ch, bad), LCH_EINVAL);
+            lch_select_case cases[2] = {
+                {.ch = ch, .op = LCH_RECV},
+                {.ch = ch, .op = LCH_SEND, .value = bad},
+            };
+            size_t index = 0;
+            assert_rc(lch_channel_select(cases, 2, &index, LCH_NOWAIT),
+                      LCH_EINVAL);
+            assert_int_equal(lch_channel_len(ch), 0);
+        }
+        /* Nothing was queued, and the channel still works. */
+        assert_rc(lch_channel_send(ch, lch_value_int(5), LCH_NOWAIT), LCH_OK);
+        lch_value out = lch_value_none();
+        assert_rc(lch_channel_recv(ch, &out, LCH_NOWAIT), LCH_OK);
+        assert_int_equal(out.kind, LCH_INT);
+        assert_int_equal(out.u.i, 5);
+        lch_waiter_free(w);
+        lch_channel_unref(ch);
+    }
+}
+
 static void test_bounded_backpressure(void **state)
 {
     (void)state;
@@ -1468,6 +1512,7 @@ int main(int argc, char **argv)
         TU_TEST(test_null_handles),
         TU_TEST(test_send_recv_bad_args),
         TU_TEST(test_send_recv_kinds),
+        TU_TEST(test_send_refuses_unknown_kinds),
         TU_TEST(test_bounded_backpressure),
         TU_TEST(test_unbounded_many),
         TU_TEST(test_recv_timeouts),

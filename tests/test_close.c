@@ -596,6 +596,9 @@ static race_cfg race_cfgs[] = {
     {4, 4, true, "race_4x4_close_now", false},
     {8, 1, false, "race_8x1_close", false},
     {8, 1, true, "race_8x1_close_now", false},
+    /* many threads per side: unbounded blocks recycled while closing */
+    {1, 8, false, "race_1x8_close", false},
+    {8, 8, true, "race_8x8_close_now", false},
     {4, 4, false, "storm_4x4_close", true},
     {4, 4, true, "storm_4x4_close_now", true},
 };

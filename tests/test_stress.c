@@ -510,7 +510,7 @@ static void test_channels_through_channel(void **state)
 /* ---- the matrix ----------------------------------------------------------- */
 
 static const int topologies[][2] = {{1, 1}, {2, 2}, {4, 4}, {8, 1}};
-enum { N_TOPO = 4, N_MATRIX = N_TOPO * 2 * M_COUNT * 2, N_EXTRA = 8 };
+enum { N_TOPO = 4, N_MATRIX = N_TOPO * 2 * M_COUNT * 2, N_EXTRA = 11 };
 
 static stress_cfg cfgs[N_MATRIX + N_EXTRA];
 
@@ -547,6 +547,12 @@ int main(int argc, char **argv)
      * single-value fast path and the general one both). */
     cfgs[n++] = make_cfg(2, 2, 3, M_TRY, false);
     cfgs[n++] = make_cfg(4, 4, 3, M_BLOCK, false);
+    /* Unbounded with many threads per side: blocks are retired and handed
+     * back to senders as spares while several receivers race to finish a
+     * block and several senders to start the next one. */
+    cfgs[n++] = make_cfg(1, 8, 0, M_TRY, false);
+    cfgs[n++] = make_cfg(8, 8, 0, M_TRY, true);
+    cfgs[n++] = make_cfg(8, 8, 0, M_BLOCK, false);
 
     struct CMUnitTest tests[N_MATRIX + N_EXTRA + 1];
     for (size_t i = 0; i < n; i++)

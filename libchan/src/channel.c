@@ -328,7 +328,7 @@ static int channel_op(lch_channel *ch, struct op_args *a, int64_t timeout_ns)
 
 int lch_channel_send(lch_channel *ch, lch_value v, int64_t timeout_ns)
 {
-    if (!ch)
+    if (!ch || !lch__value_ok(&v))
         return LCH_EINVAL;
     bool wake;
     if (ch->capacity && lch__ring_send1(&ch->q.ring, &v, &wake)) {
@@ -370,6 +370,9 @@ int lch_channel_send_batch(lch_channel *ch, const lch_value *v, size_t n,
         *nsent = 0;
     if (!ch || !v || !nsent || n == 0)
         return LCH_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!lch__value_ok(&v[i]))
+            return LCH_EINVAL;
     /* The engines only read through vals when sending. */
     struct op_args a = {OP_SEND, (lch_value *)v, n, 0, false};
     int rc = channel_op(ch, &a, timeout_ns);

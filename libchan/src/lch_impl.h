@@ -220,6 +220,9 @@ struct lch__list_pos {
 struct lch__list {
     alignas(LCH__CACHELINE) struct lch__list_pos tail; /* mark = closed */
     alignas(LCH__CACHELINE) struct lch__list_pos head; /* mark = more blocks */
+    _Atomic uint64_t seen_tail; /* a position tail has reached (receivers) */
+    /* a retired block kept for the next sender that needs one, or NULL */
+    alignas(LCH__CACHELINE) _Atomic(struct lch__block *) spare;
 };
 
 int lch__list_init(struct lch__list *l);
@@ -278,5 +281,13 @@ void lch__registry_barrier(void);
 extern _Atomic uint64_t lch__futex_waits;
 extern _Atomic uint64_t lch__futex_wakes;
 extern _Atomic uint64_t lch__fd_signals;
+
+/* A value a channel accepts: its kind is an lch_kind. (The unbounded engine
+ * keeps the kind in 24 bits of a slot's state word; the check keeps both
+ * engines alike for any input.) */
+static inline bool lch__value_ok(const lch_value *v)
+{
+    return LCH__LIKELY(v->kind <= LCH_OBJECT);
+}
 
 #endif /* LCH_IMPL_H */

@@ -9,14 +9,19 @@
  *   head.index mark = head and tail are known to be in different blocks, so
  *                     a receiver need not look at tail to know it is
  *                     non-empty.
- * Each slot has a state word: WRITE (value published), READ (value taken),
+ *   seen_tail         = a position tail has reached, left by the last
+ *                     receiver that read tail: below it a receiver knows
+ *                     its slot is claimed without touching tail's line.
+ * Each slot is 16 bytes, the size of the value it holds: a state word that
+ * carries the value's kind and WRITE (value published), READ (value taken),
  * DESTROY (the block's destroyer reached this slot while its reader was
  * still busy; that reader will carry on destroying). The reader of a block's
- * last slot starts destruction; a block is freed once every slot is read.
- * A sender allocates the next block before claiming a block's last slot, so
- * running out of memory fails the send cleanly (LCH_ENOMEM) with nothing
- * claimed. Blocking lives in channel.c; the only waits here are for a peer
- * that is between claiming a slot and finishing with it. */
+ * last slot starts destruction; a block is retired once every slot is read,
+ * kept as the list's spare for the next sender that needs one (block_new,
+ * block_retire). A sender gets the next block before claiming a block's
+ * last slot, so running out of memory fails the send cleanly (LCH_ENOMEM)
+ * with nothing claimed. Blocking lives in channel.c; the only waits here
+ * are for a peer that is between claiming a slot and finishing with it. */
 #include <string.h>
 
 #include "lch_impl.h"
@@ -26,26 +31,61 @@
 #define LAP 64
 #define BLOCK_CAP (LAP - 1)
 
-#define WRITE 1u
-#define READ 2u
-#define DESTROY 4u
+/* State bits, above the value's kind in the same word. */
+#define KIND_MASK ((1u << 24) - 1)
+#define WRITE (1u << 24)
+#define READ (2u << 24)
+#define DESTROY (4u << 24)
 
+/* A queued lch_value in its own 16 bytes: the state word takes the place of
+ * `kind` (an lch_kind, far below 2^24), so a slot is no bigger than the
+ * value and fills one cache line with the three neighbours it shares with. */
 struct lch__lslot {
-    lch_value v;
-    _Atomic uint32_t state;
+    _Atomic uint32_t state; /* kind | WRITE | READ | DESTROY */
+    uint32_t tag;           /* the value's tag */
+    uint64_t bits;          /* the value's union, bit for bit */
 };
+_Static_assert(sizeof(struct lch__lslot) == sizeof(lch_value),
+               "a list slot is one value");
 
 struct lch__block {
-    _Atomic(struct lch__block *) next;
     struct lch__lslot slots[BLOCK_CAP];
+    _Atomic(struct lch__block *) next;
 };
 
-static struct lch__block *block_new(void)
+/* The value in a slot whose state (`st`, WRITE seen) is published. */
+static inline lch_value slot_value(const struct lch__lslot *s, uint32_t st)
 {
-    struct lch__block *b = lch__malloc(sizeof *b);
-    if (b)
-        memset(b, 0, sizeof *b); /* next = NULL, every state = 0 */
+    lch_value v;
+    v.kind = st & KIND_MASK;
+    v.tag = s->tag;
+    memcpy(&v.u, &s->bits, sizeof v.u);
+    return v;
+}
+
+/* A block for the sender about to claim a block's last slot: the spare one
+ * a receiver left (see block_retire), else a new one. The exchange is the
+ * whole hand-over, so there is no ABA: nobody reads a spare block's fields
+ * before owning it. Acquire pairs with the release half of block_retire's
+ * exchange: that receiver's last reads of the block come before our writes. */
+static struct lch__block *block_new(struct lch__list *l)
+{
+    struct lch__block *b = atomic_exchange_explicit(&l->spare, NULL,
+                                                    memory_order_acquire);
+    if (!b && !(b = lch__malloc(sizeof *b)))
+        return NULL;
+    memset(b, 0, sizeof *b); /* next = NULL, every state = 0 */
     return b;
+}
+
+/* Keep a block nobody uses any more as the list's spare (one block: a
+ * receiver retires one block per BLOCK_CAP values, a sender needs one per
+ * BLOCK_CAP), freeing the spare it replaces. Release pairs with the acquire
+ * exchange in block_new; acquire, with the release of an earlier retire
+ * whose block we may free here. */
+static void block_retire(struct lch__list *l, struct lch__block *b)
+{
+    lch__free(atomic_exchange_explicit(&l->spare, b, memory_order_acq_rel));
 }
 
 /* Wait for the sender that claimed this block's last slot to link the next
@@ -59,31 +99,43 @@ static struct lch__block *block_wait_next(struct lch__block *b)
     return next;
 }
 
-/* Free `b` once slots [start, BLOCK_CAP-1) are read; if one is still being
- * read, mark it DESTROY and leave the rest to its reader. */
-static void block_destroy(struct lch__block *b, size_t start)
+/* Retire `b` once slots [start, BLOCK_CAP-1) are read; if one is still
+ * being read, mark it DESTROY and leave the rest to its reader. Every slot
+ * here has a receiver, so its sender has claimed it and will publish: wait
+ * for WRITE first, so that DESTROY never lands before it (the sender's
+ * plain store of WRITE would lose it). */
+static void block_destroy(struct lch__list *l, struct lch__block *b,
+                          size_t start)
 {
     for (size_t i = start; i < BLOCK_CAP - 1; i++) {
         struct lch__lslot *s = &b->slots[i];
+        unsigned step = 0;
+        uint32_t st;
+        /* Acquire pairs with the sender's release store of WRITE. */
+        while (!((st = atomic_load_explicit(&s->state,
+                                            memory_order_acquire)) & WRITE))
+            lch__backoff(&step);
         /* acq_rel pairs with the reader's acq_rel fetch_or(READ): exactly
          * one of us sees the other's bit. */
-        if (!(atomic_load_explicit(&s->state, memory_order_acquire) & READ) &&
+        if (!(st & READ) &&
             !(atomic_fetch_or_explicit(&s->state, DESTROY,
                                        memory_order_acq_rel) & READ))
             return;
     }
-    lch__free(b);
+    block_retire(l, b);
 }
 
 int lch__list_init(struct lch__list *l)
 {
-    struct lch__block *b = block_new();
+    atomic_init(&l->spare, NULL);
+    struct lch__block *b = block_new(l);
     if (!b)
         return LCH_ENOMEM;
     atomic_init(&l->tail.index, 0);
     atomic_init(&l->tail.block, b);
     atomic_init(&l->head.index, 0);
     atomic_init(&l->head.block, b);
+    atomic_init(&l->seen_tail, 0);
     return LCH_OK;
 }
 
@@ -99,7 +151,10 @@ void lch__list_fini(struct lch__list *l)
     for (; head != tail; head += 1u << SHIFT) {
         size_t offset = (size_t)((head >> SHIFT) % LAP);
         if (offset < BLOCK_CAP) {
-            lch_value_release(&b->slots[offset].v);
+            struct lch__lslot *s = &b->slots[offset];
+            lch_value v = slot_value(
+                s, atomic_load_explicit(&s->state, memory_order_relaxed));
+            lch_value_release(&v);
         } else {
             struct lch__block *next =
                 atomic_load_explicit(&b->next, memory_order_acquire);
@@ -108,6 +163,7 @@ void lch__list_fini(struct lch__list *l)
         }
     }
     lch__free(b);
+    lch__free(atomic_load_explicit(&l->spare, memory_order_acquire));
 }
 
 static int list_push(struct lch__list *l, const lch_value *v)
@@ -122,7 +178,8 @@ static int list_push(struct lch__list *l, const lch_value *v)
     size_t offset;
     for (;;) {
         if (tail & MARK) {
-            lch__free(next_block);
+            if (next_block)
+                block_retire(l, next_block);
             return LCH_ECLOSED;
         }
         offset = (size_t)((tail >> SHIFT) % LAP);
@@ -133,7 +190,7 @@ static int list_push(struct lch__list *l, const lch_value *v)
             continue;
         }
         if (offset + 1 == BLOCK_CAP && !next_block) {
-            next_block = block_new();
+            next_block = block_new(l);
             if (!next_block)
                 return LCH_ENOMEM;
         }
@@ -162,11 +219,16 @@ static int list_push(struct lch__list *l, const lch_value *v)
         b = atomic_load_explicit(&l->tail.block, memory_order_acquire);
         lch__cpu_relax();
     }
-    lch__free(next_block);
+    if (next_block) /* another sender took the last slot */
+        block_retire(l, next_block);
     struct lch__lslot *s = &b->slots[offset];
-    s->v = *v;
-    /* Release pairs with the reader's acquire wait on WRITE. */
-    atomic_fetch_or_explicit(&s->state, WRITE, memory_order_release);
+    s->tag = v->tag;
+    memcpy(&s->bits, &v->u, sizeof s->bits);
+    /* Release pairs with the acquire waits on WRITE of the reader and of
+     * block_destroy. A plain store: nobody else writes the state word
+     * before WRITE is in (both wait for it), so no bit is lost. */
+    atomic_store_explicit(&s->state, (v->kind & KIND_MASK) | WRITE,
+                          memory_order_release);
     return LCH_OK;
 }
 
@@ -186,7 +248,11 @@ static int list_pop(struct lch__list *l, lch_value *out)
             continue;
         }
         uint64_t new_head = head + (1u << SHIFT);
-        if (!(new_head & MARK)) {
+        /* Below a tail some receiver saw, every position is claimed by a
+         * sender; relaxed: the slot's WRITE wait orders what we read. */
+        if (!(new_head & MARK) &&
+            head >> SHIFT >= atomic_load_explicit(&l->seen_tail,
+                                                  memory_order_relaxed)) {
             /* Pairs with the senders' seq_cst CAS on tail. */
             atomic_thread_fence(memory_order_seq_cst);
             uint64_t tail = atomic_load_explicit(&l->tail.index,
@@ -195,6 +261,9 @@ static int list_pop(struct lch__list *l, lch_value *out)
                 return (tail & MARK) ? LCH_ECLOSED : LCH_EAGAIN;
             if ((head >> SHIFT) / LAP != (tail >> SHIFT) / LAP)
                 new_head |= MARK;
+            /* A racing receiver may store an older tail: still a bound. */
+            atomic_store_explicit(&l->seen_tail, tail >> SHIFT,
+                                  memory_order_relaxed);
         }
         if (atomic_compare_exchange_weak_explicit(&l->head.index, &head,
                                                   new_head,
@@ -219,14 +288,16 @@ static int list_pop(struct lch__list *l, lch_value *out)
     struct lch__lslot *s = &b->slots[offset];
     /* The sender claimed this slot; wait until it has published. */
     step = 0;
-    while (!(atomic_load_explicit(&s->state, memory_order_acquire) & WRITE))
+    uint32_t st;
+    while (!((st = atomic_load_explicit(&s->state, memory_order_acquire)) &
+             WRITE))
         lch__backoff(&step);
-    *out = s->v;
+    *out = slot_value(s, st);
     if (offset + 1 == BLOCK_CAP)
-        block_destroy(b, 0);
+        block_destroy(l, b, 0);
     else if (atomic_fetch_or_explicit(&s->state, READ, memory_order_acq_rel) &
              DESTROY)
-        block_destroy(b, offset + 1);
+        block_destroy(l, b, offset + 1);
     return LCH_OK;
 }
 

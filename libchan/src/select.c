@@ -122,7 +122,8 @@ static int sel_init(struct sel *s, lch_select_case *cases, size_t n)
         return LCH_E2BIG;
     for (size_t i = 0; i < n; i++)
         if (!cases[i].ch ||
-            (cases[i].op != LCH_RECV && cases[i].op != LCH_SEND))
+            (cases[i].op != LCH_RECV && cases[i].op != LCH_SEND) ||
+            (cases[i].op == LCH_SEND && !lch__value_ok(&cases[i].value)))
             return LCH_EINVAL;
     s->cases = cases;
     s->n = n;
@@ -351,7 +352,7 @@ int lch_waiter_recv(lch_waiter *w, lch_channel *ch, lch_value *out)
 
 int lch_waiter_send(lch_waiter *w, lch_channel *ch, lch_value v)
 {
-    if (!w || !ch)
+    if (!w || !ch || !lch__value_ok(&v))
         return LCH_EINVAL;
     struct op_args a = {OP_SEND, &v, 1, 0, false};
     return waiter_case(w, ch, &a);

@@ -173,8 +173,10 @@ def check_memory(doc, text):
         for col in cols:
             assert "error" not in row[col], (key, col, row[col])
             assert row[col]["n"] >= 16
-        # every libchan item pays at least its 16-byte value
-        assert row["libchan"]["bytes"] >= 16, (key, row)
+        # every libchan item pays at least its 16-byte slot, give or take
+        # the RSS granularity (a page or two over n items)
+        n = row["libchan"]["n"]
+        assert row["libchan"]["bytes"] >= 16 - 2 * 4096 / n, (key, row)
         assert "value" in row and "want" in row
     assert mem["slot_bytes"] > 0
     d = mem["dumps_1mib_us"]

@@ -112,10 +112,10 @@ LCH_API int lch_channel_create_opts(lch_channel **out,
                                     const lch_channel_opts *opts);
 
 /* Send one value. On success the channel owns `v` (and the reference it may
- * hold); on any error the caller still owns it. Errors: LCH_EINVAL (ch NULL),
- * LCH_ECLOSED, LCH_EAGAIN (full, timeout 0), LCH_ETIMEDOUT, LCH_EINTR,
- * LCH_ENOMEM (unbounded channel could not grow). Blocks only on a full
- * bounded channel, per timeout_ns. Any thread. */
+ * hold); on any error the caller still owns it. Errors: LCH_EINVAL (ch NULL,
+ * or v.kind not an lch_kind), LCH_ECLOSED, LCH_EAGAIN (full, timeout 0),
+ * LCH_ETIMEDOUT, LCH_EINTR, LCH_ENOMEM (unbounded channel could not grow).
+ * Blocks only on a full bounded channel, per timeout_ns. Any thread. */
 LCH_API int lch_channel_send(lch_channel *ch, lch_value v, int64_t timeout_ns);
 
 /* Receive one value into *out, which the caller then owns. On error *out is

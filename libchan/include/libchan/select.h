@@ -73,7 +73,8 @@ typedef struct lch_select_case {
  * a send to an unbounded channel that could not grow. LCH_EAGAIN (timeout
  * 0), LCH_ETIMEDOUT, LCH_EINTR: nothing happened, *index is
  * LCH_SELECT_NONE. LCH_EINVAL: cases or index NULL, n == 0, a NULL channel
- * or an op that is not LCH_RECV/LCH_SEND; LCH_E2BIG: n > LCH_SELECT_MAX.
+ * an op that is not LCH_RECV/LCH_SEND, or a send case whose value's kind is
+ * not an lch_kind; LCH_E2BIG: n > LCH_SELECT_MAX.
  * On every error the caller still owns every send case's value. Any thread;
  * the cases array belongs to this call until it returns. */
 LCH_API int lch_channel_select(lch_select_case *cases, size_t n,
@@ -132,7 +133,8 @@ LCH_API int lch_waiter_recv(lch_waiter *w, lch_channel *ch, lch_value *out);
  * LCH_OK: the channel owns v. LCH_EAGAIN: armed (readable at the next
  * receive or close). Otherwise, and on every error, the caller still owns
  * v: LCH_ECLOSED, LCH_ENOMEM (an unbounded channel could not grow, or w
- * could not arm), LCH_EOVERFLOW, LCH_EINVAL. Owner's thread. */
+ * could not arm), LCH_EOVERFLOW, LCH_EINVAL (NULL argument, or v.kind not an
+ * lch_kind). Owner's thread. */
 LCH_API int lch_waiter_send(lch_waiter *w, lch_channel *ch, lch_value v);
 
 /* lch_channel_select with timeout 0 (the case chosen as there, equally

@@ -12,7 +12,8 @@ cost. Columns:
 
 - ``dumps``: ``len(libchan.dumps(x))``, the encoding;
 - ``libchan``: a ``Channel``; every libchan item pays the channel's own slot
-  (the 16-byte value and its state word, 24 bytes), scalars included, and
+  (16 bytes: the value, with the slot's state word in place of its kind,
+  plus 1/63 of a block's link and malloc header), scalars included, and
   an encoded value adds its one block;
 - ``value``: ``libchan`` minus that slot, as the small-int row measures it:
   what the value itself costs, the figure the wanted bounds apply to
