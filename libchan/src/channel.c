@@ -330,8 +330,13 @@ int lch_channel_send(lch_channel *ch, lch_value v, int64_t timeout_ns)
 {
     if (!ch || !lch__value_ok(&v))
         return LCH_EINVAL;
+    /* One value on a bounded channel: the ring's claim loop inlined with
+     * n == 1; anything but success takes the general path, which looks
+     * again (a failed claim changes nothing). */
+    size_t done;
     bool wake;
-    if (ch->capacity && lch__ring_send1(&ch->q.ring, &v, &wake)) {
+    if (ch->capacity &&
+        ring_send(&ch->q.ring, &v, 1, &done, &wake) == LCH_OK) {
         if (LCH__UNLIKELY(wake))
             lch__waitq_wake_slow(&ch->recv_wq, 1);
         return LCH_OK;
@@ -344,11 +349,13 @@ int lch_channel_recv(lch_channel *ch, lch_value *out, int64_t timeout_ns)
 {
     if (!out)
         return LCH_EINVAL;
+    /* As in lch_channel_send. Acquire pairs with the release store in
+     * close_now (as in try_op). */
+    size_t done;
     bool wake;
-    /* Acquire pairs with the release store in close_now (as in try_op). */
     if (ch && ch->capacity &&
         !atomic_load_explicit(&ch->discarding, memory_order_acquire) &&
-        lch__ring_recv1(&ch->q.ring, out, &wake)) {
+        ring_recv(&ch->q.ring, out, 1, &done, &wake) == LCH_OK) {
         if (LCH__UNLIKELY(wake))
             lch__waitq_wake_slow(&ch->send_wq, 1);
         return LCH_OK;

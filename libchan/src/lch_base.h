@@ -26,10 +26,12 @@
 #  define LCH__LIKELY(x) __builtin_expect(!!(x), 1)
 #  define LCH__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #  define LCH__NOINLINE __attribute__((noinline))
+#  define LCH__ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #  define LCH__LIKELY(x) (x)
 #  define LCH__UNLIKELY(x) (x)
 #  define LCH__NOINLINE
+#  define LCH__ALWAYS_INLINE inline
 #endif
 
 /* ThreadSanitizer cannot see ordering made inside uninstrumented liburcu

@@ -70,8 +70,13 @@ void lch__ring_fini(struct lch__ring *r)
     r->slots = NULL;
 }
 
-int lch__ring_try_send(struct lch__ring *r, const lch_value *v, size_t n,
-                       size_t *done, bool *wake)
+/* The claim loops, always inlined: lch_channel_send/recv call them with
+ * n == 1, which folds the batch loops away on the one-value fast path; the
+ * lch__ring_try_* wrappers below are the out-of-line copies for batches,
+ * waits and select. */
+static LCH__ALWAYS_INLINE int ring_send(struct lch__ring *r,
+                                        const lch_value *v, size_t n,
+                                        size_t *done, bool *wake)
 {
     uint64_t word = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t pos;
@@ -132,8 +137,8 @@ int lch__ring_try_send(struct lch__ring *r, const lch_value *v, size_t n,
     return LCH_OK;
 }
 
-int lch__ring_try_recv(struct lch__ring *r, lch_value *out, size_t n,
-                       size_t *done, bool *wake)
+static LCH__ALWAYS_INLINE int ring_recv(struct lch__ring *r, lch_value *out,
+                                        size_t n, size_t *done, bool *wake)
 {
     uint64_t word = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t pos;
@@ -181,72 +186,16 @@ int lch__ring_try_recv(struct lch__ring *r, lch_value *out, size_t n,
     return LCH_OK;
 }
 
-/* One value, the uncontended case: the claim loops above for n == 1 without
- * the batch loops, for lch_channel_send/recv. True once the value moved
- * (*wake as in try_send/try_recv); false means "take the general path"
- * (full, empty, closed, closing, or capacity 1), which looks again from
- * scratch, so a false return has changed nothing. The memory orders and
- * what they pair with are those of try_send/try_recv, step for step. */
-static inline bool lch__ring_send1(struct lch__ring *r, const lch_value *v,
-                                   bool *wake)
+int lch__ring_try_send(struct lch__ring *r, const lch_value *v, size_t n,
+                       size_t *done, bool *wake)
 {
-    if (LCH__UNLIKELY(r->cap != r->phys))
-        return false;
-    uint64_t word = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    for (;;) {
-        if (LCH__UNLIKELY(word & CLOSED_BIT))
-            return false;
-        uint64_t pos = word & POS;
-        struct lch__slot *s = slot_at(r, pos);
-        /* Acquire: after the consumer that freed the slot (slot_seq). */
-        uint64_t seq = slot_seq(s);
-        if (seq != pos) {
-            if ((int64_t)(seq - pos) < 0)
-                return false; /* full */
-            word = atomic_load_explicit(&r->tail, memory_order_relaxed);
-            continue;
-        }
-        /* Acquire (also on failure): for a waiter's WAIT flag, as above. */
-        if (atomic_compare_exchange_weak_explicit(&r->tail, &word, word + 1,
-                                                  memory_order_acquire,
-                                                  memory_order_acquire)) {
-            s->v = *v;
-            /* Release pairs with the consumer's acquire in slot_seq. */
-            atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
-            *wake = (word & LCH__RING_WAIT) != 0;
-            return true;
-        }
-    }
+    return ring_send(r, v, n, done, wake);
 }
 
-static inline bool lch__ring_recv1(struct lch__ring *r, lch_value *out,
-                                   bool *wake)
+int lch__ring_try_recv(struct lch__ring *r, lch_value *out, size_t n,
+                       size_t *done, bool *wake)
 {
-    uint64_t word = atomic_load_explicit(&r->head, memory_order_relaxed);
-    for (;;) {
-        uint64_t pos = word & POS;
-        struct lch__slot *s = slot_at(r, pos);
-        /* Acquire pairs with the producer's release store of seq. */
-        uint64_t seq = slot_seq(s);
-        if (seq != pos + 1) {
-            if ((int64_t)(seq - (pos + 1)) < 0)
-                return false; /* empty, unpublished, or closed */
-            word = atomic_load_explicit(&r->head, memory_order_relaxed);
-            continue;
-        }
-        /* Acquire (also on failure): for a waiter's WAIT flag, as above. */
-        if (atomic_compare_exchange_weak_explicit(&r->head, &word, word + 1,
-                                                  memory_order_acquire,
-                                                  memory_order_acquire)) {
-            *out = s->v;
-            /* Release pairs with the next producer's acquire in slot_seq:
-             * our read of the value happens-before it is overwritten. */
-            atomic_store_explicit(&s->seq, pos + r->phys,
-                                  memory_order_release);
-            *wake = (word & LCH__RING_WAIT) != 0;
-            return true;
-        }
-    }
+    return ring_recv(r, out, n, done, wake);
 }
 
 bool lch__ring_close(struct lch__ring *r)

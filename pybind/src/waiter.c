@@ -281,8 +281,8 @@ static PyObject *Waiter_select(PyObject *self, PyObject *channels)
         return NULL;
     lch_select_case cases[LCH_SELECT_MAX];
     for (Py_ssize_t i = 0; i < n; i++) {
-        lch_channel *ch = lchpy_channel_arg(st, PyTuple_GET_ITEM(channels, i),
-                                      "select");
+        lch_channel *ch =
+            lchpy_channel_arg(st, PyTuple_GET_ITEM(channels, i), "select");
         if (!ch)
             return NULL;
         cases[i] = (lch_select_case){ch, LCH_RECV, lch_value_none()};
