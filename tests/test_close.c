@@ -13,7 +13,11 @@
  *   fast int senders and receivers that park at once (spin_ns = 0), closed
  *   within about a millisecond; every receiver must return once the channel
  *   is closed and drained (none may stay parked or spinning).
- * - Concurrent closers: close and close_now from several threads at once. */
+ * - Concurrent closers: close and close_now from several threads at once.
+ * - Close seen through a sender: a thread whose send failed with
+ *   LCH_ECLOSED then finds the (empty) channel closed on its next receive,
+ *   never merely empty, on both engines (the ring's receivers read a hint
+ *   in their own position word before the producers' word). */
 #include "testutil.h"
 
 #include <sched.h>
@@ -587,6 +591,63 @@ static void test_concurrent_closers(void **state)
     }
 }
 
+typedef struct seen_arg {
+    lch_channel *ch;
+    tu_barrier *start;
+    int recv_rc; /* what the receive after the failed send returned */
+    unsigned sends; /* sends that went through before the close */
+    bool lost;      /* a value we sent could not be taken back */
+} seen_arg;
+
+static void *seen_main(void *arg)
+{
+    seen_arg *a = arg;
+    tu_barrier_wait(a->start);
+    lch_value v;
+    int rc;
+    /* Send and take back at once, so the ring is empty whenever the close
+     * can land, until a send fails. */
+    while ((rc = lch_channel_send(a->ch, lch_value_int(1), LCH_NOWAIT)) ==
+           LCH_OK) {
+        a->sends++;
+        if (lch_channel_recv(a->ch, &v, LCH_NOWAIT) != LCH_OK) {
+            a->lost = true;
+            return NULL;
+        }
+    }
+    a->recv_rc = rc != LCH_ECLOSED ? rc : lch_channel_recv(a->ch, &v,
+                                                            LCH_NOWAIT);
+    return NULL;
+}
+
+static void test_close_seen_through_sender(void **state)
+{
+    (void)state;
+    unsigned iters = (unsigned)tu_count(2000, 200);
+    for (unsigned it = 0; it < iters; it++) {
+        /* capacities 1 (two slots), 2, 3 (no mask), and unbounded */
+        static const size_t caps[] = {1, 2, 3, 0};
+        lch_channel *ch = tu_channel(caps[it % 4], 0);
+        tu_barrier start;
+        tu_barrier_init(&start, 2);
+        seen_arg a = {.ch = ch, .start = &start};
+        pthread_t t;
+        tu_spawn(&t, seen_main, &a);
+        tu_barrier_wait(&start);
+        for (volatile unsigned i = 0; i < (it % 64) * 16; i++)
+            ; /* vary the moment */
+        assert_rc(lch_channel_close(ch), LCH_OK);
+        tu_join_n(&t, 1);
+        tu_barrier_destroy(&start);
+        assert_false(a.lost);
+        if (a.recv_rc != LCH_ECLOSED)
+            fail_msg("capacity %zu, after %u sends: the receive after a "
+                     "send saw LCH_ECLOSED returned %s",
+                     caps[it % 4], a.sends, lch_err_name(a.recv_rc));
+        lch_channel_unref(ch);
+    }
+}
+
 static race_cfg race_cfgs[] = {
     {1, 1, false, "race_1x1_close", false},
     {1, 1, true, "race_1x1_close_now", false},
@@ -607,10 +668,11 @@ int main(int argc, char **argv)
 {
     tu_init();
     enum { NR = sizeof race_cfgs / sizeof race_cfgs[0] };
-    struct CMUnitTest tests[NR + 2];
+    struct CMUnitTest tests[NR + 3];
     size_t n = 0;
     tests[n++] = (struct CMUnitTest)TU_TEST(test_close_wakes);
     tests[n++] = (struct CMUnitTest)TU_TEST(test_concurrent_closers);
+    tests[n++] = (struct CMUnitTest)TU_TEST(test_close_seen_through_sender);
     for (size_t i = 0; i < NR; i++)
         tests[n++] = (struct CMUnitTest){
             .name = race_cfgs[i].name,

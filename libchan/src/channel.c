@@ -331,15 +331,20 @@ int lch_channel_send(lch_channel *ch, lch_value v, int64_t timeout_ns)
     if (!ch || !lch__value_ok(&v))
         return LCH_EINVAL;
     /* One value on a bounded channel: the ring's claim loop inlined with
-     * n == 1; anything but success takes the general path, which looks
-     * again (a failed claim changes nothing). */
-    size_t done;
-    bool wake;
-    if (ch->capacity &&
-        ring_send(&ch->q.ring, &v, 1, &done, &wake) == LCH_OK) {
-        if (LCH__UNLIKELY(wake))
-            lch__waitq_wake_slow(&ch->recv_wq, 1);
-        return LCH_OK;
+     * n == 1. A try that finds no room is done; anything else but success
+     * takes the general path, which looks again (a failed claim changes
+     * nothing). */
+    if (ch->capacity) {
+        size_t done;
+        bool wake;
+        int rc = ring_send(&ch->q.ring, &v, 1, &done, &wake);
+        if (LCH__LIKELY(rc == LCH_OK)) {
+            if (LCH__UNLIKELY(wake))
+                lch__waitq_wake_slow(&ch->recv_wq, 1);
+            return LCH_OK;
+        }
+        if (rc == LCH_EAGAIN && timeout_ns == 0)
+            return LCH_EAGAIN;
     }
     struct op_args a = {OP_SEND, &v, 1, 0, false};
     return channel_op(ch, &a, timeout_ns);
@@ -349,16 +354,23 @@ int lch_channel_recv(lch_channel *ch, lch_value *out, int64_t timeout_ns)
 {
     if (!out)
         return LCH_EINVAL;
-    /* As in lch_channel_send. Acquire pairs with the release store in
+    /* As in lch_channel_send (an empty ring's polls are what the spinning
+     * side of a ping-pong runs). Acquire pairs with the release store in
      * close_now (as in try_op). */
-    size_t done;
-    bool wake;
     if (ch && ch->capacity &&
-        !atomic_load_explicit(&ch->discarding, memory_order_acquire) &&
-        ring_recv(&ch->q.ring, out, 1, &done, &wake) == LCH_OK) {
-        if (LCH__UNLIKELY(wake))
-            lch__waitq_wake_slow(&ch->send_wq, 1);
-        return LCH_OK;
+        !atomic_load_explicit(&ch->discarding, memory_order_acquire)) {
+        size_t done;
+        bool wake;
+        int rc = ring_recv(&ch->q.ring, out, 1, &done, &wake);
+        if (LCH__LIKELY(rc == LCH_OK)) {
+            if (LCH__UNLIKELY(wake))
+                lch__waitq_wake_slow(&ch->send_wq, 1);
+            return LCH_OK;
+        }
+        if (rc == LCH_EAGAIN && timeout_ns == 0) {
+            *out = lch_value_none();
+            return LCH_EAGAIN;
+        }
     }
     *out = lch_value_none();
     if (!ch)

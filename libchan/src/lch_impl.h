@@ -185,12 +185,13 @@ struct lch__slot {
 /* Ring position words: the position in the low 62 bits, then flags. */
 #define LCH__POS_MASK (((uint64_t)1 << 62) - 1)
 #define LCH__RING_WAIT ((uint64_t)1 << 62)   /* the other side has waiters */
-#define LCH__RING_CLOSED ((uint64_t)1 << 63) /* tail only */
+#define LCH__RING_CLOSED ((uint64_t)1 << 63) /* tail; head: the hint */
 
 struct lch__ring {
     /* producers: next position to claim; CLOSED; WAIT = receivers parked */
     alignas(LCH__CACHELINE) _Atomic uint64_t tail;
-    /* consumers: next position to take; WAIT = senders parked */
+    /* consumers: next position to take; WAIT = senders parked; CLOSED =
+     * close has begun (a hint: tail's flag is the authority) */
     alignas(LCH__CACHELINE) _Atomic uint64_t head;
     /* read-only after init */
     alignas(LCH__CACHELINE) struct lch__slot *slots;

@@ -12,7 +12,10 @@
  * consecutive positions with one CAS. Bit 63 of `tail` is the closed flag:
  * setting it makes every later claim's CAS fail, so after close no position
  * is claimed, and the positions claimed before it are all eventually
- * published. Nothing here blocks for long; channel.c parks. Bit 62 of each
+ * published. Close sets bit 63 of `head` first, as a hint for consumers:
+ * one that finds the ring empty reads `tail` (the producers' line) only when
+ * its own word carries the hint, so polling an empty ring leaves the
+ * producers' line alone. Nothing here blocks for long; channel.c parks. Bit 62 of each
  * word is the other side's "waiters parked" flag (lch__waitq): a claim's CAS
  * carries the flags along and reports whether it saw it.
  *
@@ -82,8 +85,14 @@ static LCH__ALWAYS_INLINE int ring_send(struct lch__ring *r,
     uint64_t pos;
     size_t k;
     for (;;) {
-        if (LCH__UNLIKELY(word & CLOSED_BIT))
+        if (LCH__UNLIKELY(word & CLOSED_BIT)) {
+            /* The acquire load pairs with the release half of the closing
+             * fetch_or: whoever learns of the close from us also sees
+             * head's hint, set before it (so its next receive on an empty
+             * ring says closed, never "empty"). Only on this path. */
+            (void)atomic_load_explicit(&r->tail, memory_order_acquire);
             return LCH_ECLOSED;
+        }
         pos = word & POS;
         size_t room = n;
         if (LCH__UNLIKELY(r->cap != r->phys)) {
@@ -152,7 +161,11 @@ static LCH__ALWAYS_INLINE int ring_recv(struct lch__ring *r, lch_value *out,
             int64_t diff = (int64_t)(slot_seq(slot_at(r, pos)) - (pos + 1));
             if (diff < 0) {
                 /* Empty, or its producer has claimed but not published.
-                 * Closed and drained only when no position is outstanding:
+                 * Without the hint in our word the close had not begun
+                 * when we loaded it: empty, and not closed. */
+                if (LCH__LIKELY(!(word & CLOSED_BIT)))
+                    return LCH_EAGAIN;
+                /* Closed and drained only when no position is outstanding:
                  * acquire pairs with the closing fetch_or. */
                 uint64_t t = atomic_load_explicit(&r->tail,
                                                   memory_order_acquire);
@@ -200,8 +213,13 @@ int lch__ring_try_recv(struct lch__ring *r, lch_value *out, size_t n,
 
 bool lch__ring_close(struct lch__ring *r)
 {
-    /* acq_rel: release publishes the closed state to receivers' acquire
-     * loads of tail; acquire keeps later operations after it. */
+    /* The hint first: a receiver that sees the close in tail (or learns of
+     * it from a sender) then also sees the hint in head. Relaxed: the
+     * fetch_or on tail below is sequenced after it and releases it. */
+    atomic_fetch_or_explicit(&r->head, CLOSED_BIT, memory_order_relaxed);
+    /* acq_rel: release publishes the closed state (and the hint) to
+     * receivers' acquire loads of tail; acquire keeps later operations
+     * after it. */
     uint64_t old = atomic_fetch_or_explicit(&r->tail, CLOSED_BIT,
                                             memory_order_acq_rel);
     return !(old & CLOSED_BIT);
