@@ -283,6 +283,93 @@ static void test_create_max_capacity(void **state)
     }
 }
 
+/* A ring slot keeps 29 bits of its position, so positions wrap every 2^29
+ * values. Around each wrap, a full ring must still say "full" and an empty
+ * one "empty" (a wrong comparison spins there instead of returning), and
+ * values keep their order, kinds and tags. */
+static void test_ring_position_wrap(void **state)
+{
+    (void)state;
+    static const size_t caps[] = {1, 3, 4};
+    static const uint64_t starts[] = {((uint64_t)1 << 29) - 5,
+                                      ((uint64_t)1 << 30) - 1,
+                                      ((uint64_t)3 << 29) - 2};
+    for (size_t c = 0; c < 3; c++) {
+        for (size_t s = 0; s < 3; s++) {
+            lch_channel *ch = tu_channel(caps[c], 0);
+            assert_rc(lch_debug_channel_advance(ch, starts[s]), LCH_OK);
+            int64_t next_out = 0, next_in = 0;
+            lch_value v, out[4];
+            for (int round = 0; round < 12; round++) {
+                size_t n;
+                if (round % 2) { /* fill with a batch */
+                    for (size_t i = 0; i < caps[c]; i++) {
+                        out[i] = lch_value_int(next_in++);
+                        out[i].tag = (uint32_t)round;
+                    }
+                    assert_rc(lch_channel_send_batch(ch, out, caps[c], &n,
+                                                     LCH_NOWAIT),
+                              LCH_OK);
+                    assert_int_equal(n, caps[c]);
+                } else {
+                    for (size_t i = 0; i < caps[c]; i++) {
+                        v = lch_value_float((double)next_in++);
+                        v.tag = (uint32_t)round;
+                        assert_rc(lch_channel_send(ch, v, LCH_NOWAIT),
+                                  LCH_OK);
+                    }
+                }
+                assert_int_equal(lch_channel_len(ch), caps[c]);
+                assert_rc(lch_channel_send(ch, lch_value_int(-1), LCH_NOWAIT),
+                          LCH_EAGAIN);
+                if (round % 3 == 0) { /* drain with a batch */
+                    assert_rc(lch_channel_recv_batch(ch, out, 4, &n,
+                                                     LCH_NOWAIT),
+                              LCH_OK);
+                    assert_int_equal(n, caps[c]);
+                } else {
+                    for (size_t i = 0; i < caps[c]; i++)
+                        assert_rc(lch_channel_recv(ch, &out[i], LCH_NOWAIT),
+                                  LCH_OK);
+                }
+                for (size_t i = 0; i < caps[c]; i++, next_out++) {
+                    assert_int_equal(out[i].tag, round);
+                    if (round % 2) {
+                        assert_int_equal(out[i].kind, LCH_INT);
+                        assert_int_equal(out[i].u.i, next_out);
+                    } else {
+                        assert_int_equal(out[i].kind, LCH_FLOAT);
+                        assert_true(out[i].u.f == (double)next_out);
+                    }
+                }
+                assert_rc(lch_channel_recv(ch, &v, LCH_NOWAIT), LCH_EAGAIN);
+            }
+            assert_rc(lch_channel_close(ch), LCH_OK);
+            assert_rc(lch_channel_recv(ch, &v, LCH_NOWAIT), LCH_ECLOSED);
+            lch_channel_unref(ch);
+        }
+    }
+}
+
+static void test_debug_advance_refuses(void **state)
+{
+    (void)state;
+    assert_rc(lch_debug_channel_advance(NULL, 1), LCH_EINVAL);
+    lch_channel *ch = tu_channel(0, 0); /* unbounded: nothing to advance */
+    assert_rc(lch_debug_channel_advance(ch, 1), LCH_EINVAL);
+    lch_channel_unref(ch);
+    ch = tu_channel(2, 0);
+    assert_rc(lch_debug_channel_advance(ch, (uint64_t)1 << 62), LCH_E2BIG);
+    assert_rc(lch_channel_send(ch, lch_value_int(7), LCH_NOWAIT), LCH_OK);
+    assert_rc(lch_debug_channel_advance(ch, 1), LCH_EINVAL); /* not empty */
+    lch_value v;
+    assert_rc(lch_channel_recv(ch, &v, LCH_NOWAIT), LCH_OK);
+    assert_int_equal(v.u.i, 7);
+    assert_rc(lch_channel_close(ch), LCH_OK);
+    assert_rc(lch_debug_channel_advance(ch, 1), LCH_EINVAL); /* closed */
+    lch_channel_unref(ch);
+}
+
 static void test_ids_unique(void **state)
 {
     (void)state;
@@ -1508,6 +1595,8 @@ int main(int argc, char **argv)
         TU_TEST(test_create_defaults),
         TU_TEST(test_create_names),
         TU_TEST(test_create_max_capacity),
+        TU_TEST(test_ring_position_wrap),
+        TU_TEST(test_debug_advance_refuses),
         TU_TEST(test_ids_unique),
         TU_TEST(test_null_handles),
         TU_TEST(test_send_recv_bad_args),

@@ -11,6 +11,9 @@
  * conserved (sent = received, nothing left queued) and that every payload
  * was released exactly once.
  *
+ * Some bounded configurations start their ring just before position 2^29,
+ * where the 29 position bits a ring slot keeps wrap around.
+ *
  * Plus a request/reply test that sends channels through a channel.
  *
  * Usage: test_stress [FILTER...] runs the tests whose name contains a filter,
@@ -40,6 +43,7 @@ typedef struct stress_cfg {
     size_t capacity; /* 0 = unbounded */
     wait_mode mode;
     bool batch;
+    bool wrap; /* start the ring's positions so that the run crosses 2^29 */
     char name[64];
 } stress_cfg;
 
@@ -309,6 +313,11 @@ static void test_stress(void **state)
                  : cfg->mode == M_TIMED ? 100000
                                         : LCH_FOREVER;
     assert_rc(lch_channel_create_opts(&r->ch, &opts), LCH_OK);
+    /* A ring slot keeps 29 bits of its position: cross that wrap halfway. */
+    if (cfg->wrap)
+        assert_rc(lch_debug_channel_advance(r->ch,
+                                            ((uint64_t)1 << 29) - total / 2),
+                  LCH_OK);
 
     pthread_t prod_t[MAX_P], cons_t[MAX_C];
     for (int i = 0; i < P; i++)
@@ -510,7 +519,7 @@ static void test_channels_through_channel(void **state)
 /* ---- the matrix ----------------------------------------------------------- */
 
 static const int topologies[][2] = {{1, 1}, {2, 2}, {4, 4}, {8, 1}};
-enum { N_TOPO = 4, N_MATRIX = N_TOPO * 2 * M_COUNT * 2, N_EXTRA = 11 };
+enum { N_TOPO = 4, N_MATRIX = N_TOPO * 2 * M_COUNT * 2, N_EXTRA = 14 };
 
 static stress_cfg cfgs[N_MATRIX + N_EXTRA];
 
@@ -553,6 +562,17 @@ int main(int argc, char **argv)
     cfgs[n++] = make_cfg(1, 8, 0, M_TRY, false);
     cfgs[n++] = make_cfg(8, 8, 0, M_TRY, true);
     cfgs[n++] = make_cfg(8, 8, 0, M_BLOCK, false);
+    /* Across the wrap of the 29 position bits a ring slot keeps. */
+    static const int wraps[][5] = {{2, 2, 4, M_TRY, 1},
+                                   {4, 4, 1, M_PARK, 0},
+                                   {2, 2, 3, M_BLOCK, 0}};
+    for (int i = 0; i < 3; i++) {
+        stress_cfg *c = &cfgs[n++];
+        *c = make_cfg(wraps[i][0], wraps[i][1], (size_t)wraps[i][2],
+                      (wait_mode)wraps[i][3], wraps[i][4]);
+        c->wrap = true;
+        strncat(c->name, "_wrap", sizeof c->name - strlen(c->name) - 1);
+    }
 
     struct CMUnitTest tests[N_MATRIX + N_EXTRA + 1];
     for (size_t i = 0; i < n; i++)

@@ -176,11 +176,23 @@ void lch__backoff(unsigned *step);
  * nothing will wake it when that last value is taken by someone else). */
 #define LCH__ECLOSING (-1000)
 
+/* A ring slot holds one queued lch_value in the value's own 16 bytes: the
+ * state word takes the place of `kind`, carrying the low 29 bits of the
+ * position the slot expects next (see ring.c) above the 3-bit kind. */
 struct lch__slot {
-    _Atomic uint64_t seq; /* position this slot expects next (see ring.c) */
-    uint64_t pad_;
-    lch_value v;
+    _Atomic uint32_t state; /* seq << LCH__SEQ_SHIFT | kind */
+    uint32_t tag;           /* the value's tag */
+    uint64_t bits;          /* the value's union, bit for bit */
 };
+#define LCH__SEQ_SHIFT 3
+#define LCH__SLOT_KIND ((1u << LCH__SEQ_SHIFT) - 1)
+_Static_assert(LCH_OBJECT <= LCH__SLOT_KIND, "a kind fits a slot's state");
+_Static_assert(sizeof(struct lch__slot) == sizeof(lch_value),
+               "a ring slot is one value");
+/* Seq comparisons are modulo 2^29 and must tell a slot's seq apart from
+ * positions up to a ring's length away on either side. */
+_Static_assert(LCH_CHANNEL_MAX_CAPACITY < ((size_t)1 << (31 - LCH__SEQ_SHIFT)),
+               "a ring is shorter than half the seq's range");
 
 /* Ring position words: the position in the low 62 bits, then flags. */
 #define LCH__POS_MASK (((uint64_t)1 << 62) - 1)

@@ -1,11 +1,18 @@
 /* ring.c: the bounded engine, a ring of slots with per-slot sequence numbers
  * (after D. Vyukov's bounded MPMC queue), extended to batches and close.
  *
- * Positions count up forever (63 bits). Position p lives in slot p % cap and
+ * Positions count up forever (62 bits). Position p lives in slot p % cap and
  * the slot's seq says whose turn it is:
  *   seq == p            free for the producer of position p
  *   seq == p + 1        holds the value of position p, for its consumer
  *   seq == p + cap      freed by that consumer: free for position p + cap
+ * A slot is the value's 16 bytes (lch_impl.h): its state word keeps only the
+ * low 29 bits of seq, with the value's kind below them, so seqs compare
+ * modulo 2^29. While the claimer's position word still holds p, the slot
+ * of p has a seq within one ring length of p (no more than 2^27), so the
+ * comparison is exact; a thread whose position is stale may misread a seq
+ * that wrapped, which is why "full" and "empty" are reported only after
+ * the position word is seen unchanged, and a claim's CAS fails anyway.
  * A producer claims positions by CAS on `tail` after seeing their slots free;
  * a consumer claims by CAS on `head` after seeing them full. Once claimed, a
  * slot's seq is changed only by its claimer, so a batch can claim k
@@ -23,6 +30,8 @@
  * would be the same number, so capacity 1 uses two slots, and a producer
  * also checks that the consumers have claimed everything before its
  * position (head == pos); that costs a load of head, only in this case. */
+#include <string.h>
+
 #include "lch_impl.h"
 
 #define CLOSED_BIT LCH__RING_CLOSED
@@ -36,9 +45,39 @@ static inline struct lch__slot *slot_at(const struct lch__ring *r,
 
 /* Acquire pairs with the release store of whoever last handed the slot on,
  * so the value (or the slot's emptiness) it wrote is visible. */
-static inline uint64_t slot_seq(const struct lch__slot *s)
+static inline uint32_t slot_state(const struct lch__slot *s)
 {
-    return atomic_load_explicit(&s->seq, memory_order_acquire);
+    return atomic_load_explicit(&s->state, memory_order_acquire);
+}
+
+/* Position pos as a state word's seq field (its low 29 bits). */
+static inline uint32_t seq_of(uint64_t pos)
+{
+    return (uint32_t)pos << LCH__SEQ_SHIFT;
+}
+
+/* The slot's seq is pos. */
+static inline bool seq_is(uint32_t state, uint64_t pos)
+{
+    return (state & ~LCH__SLOT_KIND) == seq_of(pos);
+}
+
+/* The slot's seq is behind pos (modulo 2^29: see above). */
+static inline bool seq_before(uint32_t state, uint64_t pos)
+{
+    return (((state & ~LCH__SLOT_KIND) - seq_of(pos)) >> 31) != 0;
+}
+
+/* The value in a slot its reader owns (the state's acquire load, which
+ * found it published, came before; this load sees the same word). */
+static inline lch_value ring_slot_value(const struct lch__slot *s)
+{
+    lch_value v;
+    v.kind = atomic_load_explicit(&s->state, memory_order_relaxed) &
+             LCH__SLOT_KIND;
+    v.tag = s->tag;
+    memcpy(&v.u, &s->bits, sizeof v.u);
+    return v;
 }
 
 int lch__ring_init(struct lch__ring *r, size_t cap)
@@ -52,8 +91,9 @@ int lch__ring_init(struct lch__ring *r, size_t cap)
     r->phys = phys;
     r->mask = (phys & (phys - 1)) == 0 ? phys - 1 : 0; /* 0: use % */
     for (size_t i = 0; i < phys; i++) {
-        atomic_init(&r->slots[i].seq, i);
-        r->slots[i].v = lch_value_none();
+        atomic_init(&r->slots[i].state, seq_of(i));
+        r->slots[i].tag = 0;
+        r->slots[i].bits = 0;
     }
     atomic_init(&r->tail, 0);
     atomic_init(&r->head, 0);
@@ -67,8 +107,10 @@ void lch__ring_fini(struct lch__ring *r)
                     POS;
     for (uint64_t p = atomic_load_explicit(&r->head, memory_order_acquire) &
                       POS;
-         p < tail; p++)
-        lch_value_release(&slot_at(r, p)->v);
+         p < tail; p++) {
+        lch_value v = ring_slot_value(slot_at(r, p));
+        lch_value_release(&v);
+    }
     lch__free_aligned(r->slots);
     r->slots = NULL;
 }
@@ -115,14 +157,17 @@ static LCH__ALWAYS_INLINE int ring_send(struct lch__ring *r,
                 room = n;
         }
         for (k = 0; k < room; k++)
-            if (slot_seq(slot_at(r, pos + k)) != pos + k)
+            if (!seq_is(slot_state(slot_at(r, pos + k)), pos + k))
                 break;
         if (k == 0) {
-            int64_t diff = (int64_t)(slot_seq(slot_at(r, pos)) - pos);
-            if (diff < 0)
-                return LCH_EAGAIN; /* full: the slot still holds pos-phys */
-            /* another producer took pos: reload */
-            word = atomic_load_explicit(&r->tail, memory_order_relaxed);
+            bool behind = seq_before(slot_state(slot_at(r, pos)), pos);
+            uint64_t again = atomic_load_explicit(&r->tail,
+                                                  memory_order_relaxed);
+            /* Full (the slot is still pos - phys's) if tail has stayed at
+             * pos; otherwise another producer took pos: retry. */
+            if (behind && (again & POS) == pos)
+                return LCH_EAGAIN;
+            word = again;
             continue;
         }
         /* The slots' seq loads above (acquire) already ordered us after
@@ -137,9 +182,12 @@ static LCH__ALWAYS_INLINE int ring_send(struct lch__ring *r,
     }
     for (size_t i = 0; i < k; i++) {
         struct lch__slot *s = slot_at(r, pos + i);
-        s->v = v[i];
-        /* Release pairs with the consumer's acquire load in slot_seq. */
-        atomic_store_explicit(&s->seq, pos + i + 1, memory_order_release);
+        s->tag = v[i].tag;
+        memcpy(&s->bits, &v[i].u, sizeof s->bits);
+        /* Release pairs with the consumer's acquire load in slot_state.
+         * (The kind fits: channel.c admits kinds up to LCH_OBJECT.) */
+        atomic_store_explicit(&s->state, seq_of(pos + i + 1) | v[i].kind,
+                              memory_order_release);
     }
     *done = k;
     *wake = (word & LCH__RING_WAIT) != 0;
@@ -155,15 +203,21 @@ static LCH__ALWAYS_INLINE int ring_recv(struct lch__ring *r, lch_value *out,
     for (;;) {
         pos = word & POS;
         for (k = 0; k < n; k++)
-            if (slot_seq(slot_at(r, pos + k)) != pos + k + 1)
+            if (!seq_is(slot_state(slot_at(r, pos + k)), pos + k + 1))
                 break;
         if (k == 0) {
-            int64_t diff = (int64_t)(slot_seq(slot_at(r, pos)) - (pos + 1));
-            if (diff < 0) {
+            bool behind = seq_before(slot_state(slot_at(r, pos)), pos + 1);
+            uint64_t again = atomic_load_explicit(&r->head,
+                                                  memory_order_relaxed);
+            if ((again & POS) != pos) { /* another consumer took pos */
+                word = again;
+                continue;
+            }
+            if (behind) {
                 /* Empty, or its producer has claimed but not published.
-                 * Without the hint in our word the close had not begun
-                 * when we loaded it: empty, and not closed. */
-                if (LCH__LIKELY(!(word & CLOSED_BIT)))
+                 * Without the hint in head the close had not begun when we
+                 * loaded it: empty, and not closed. */
+                if (LCH__LIKELY(!(again & CLOSED_BIT)))
                     return LCH_EAGAIN;
                 /* Closed and drained only when no position is outstanding:
                  * acquire pairs with the closing fetch_or. */
@@ -177,7 +231,7 @@ static LCH__ALWAYS_INLINE int ring_recv(struct lch__ring *r, lch_value *out,
                     return LCH_ECLOSED;
                 return LCH__ECLOSING;
             }
-            word = atomic_load_explicit(&r->head, memory_order_relaxed);
+            word = again; /* head moved on, or is about to */
             continue;
         }
         /* As in try_send: acquire only for a waiter's WAIT flag. */
@@ -188,10 +242,10 @@ static LCH__ALWAYS_INLINE int ring_recv(struct lch__ring *r, lch_value *out,
     }
     for (size_t i = 0; i < k; i++) {
         struct lch__slot *s = slot_at(r, pos + i);
-        out[i] = s->v;
-        /* Release pairs with the next producer's acquire in slot_seq: our
-         * read of the value happens-before it is overwritten. */
-        atomic_store_explicit(&s->seq, pos + i + r->phys,
+        out[i] = ring_slot_value(s);
+        /* Release pairs with the next producer's acquire in slot_state:
+         * our read of the value happens-before it is overwritten. */
+        atomic_store_explicit(&s->state, seq_of(pos + i + r->phys),
                               memory_order_release);
     }
     *done = k;

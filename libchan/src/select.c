@@ -78,12 +78,14 @@ static bool case_looks_ready(const lch_channel *ch, enum op op)
         if (t & CLOSED_BIT)
             return true;
         if (op == OP_SEND) /* the next slot is free (cap 1 also needs head) */
-            return atomic_load_explicit(&slot_at(r, t & POS)->seq,
-                                        memory_order_relaxed) == (t & POS);
+            return seq_is(atomic_load_explicit(&slot_at(r, t & POS)->state,
+                                               memory_order_relaxed),
+                          t & POS);
         uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed) &
                      POS;
-        return atomic_load_explicit(&slot_at(r, h)->seq,
-                                    memory_order_relaxed) == h + 1;
+        return seq_is(atomic_load_explicit(&slot_at(r, h)->state,
+                                           memory_order_relaxed),
+                      h + 1);
     }
     if (op == OP_SEND)
         return true; /* unbounded: never full */

@@ -72,8 +72,8 @@ typedef struct lch_channel lch_channel;
 #define LCH_NOWAIT ((int64_t)0)
 #define LCH_FOREVER ((int64_t)-1)
 
-/* Largest bounded capacity (slots are 32 bytes each: 128 GiB). */
-#define LCH_CHANNEL_MAX_CAPACITY ((size_t)1 << 32)
+/* Largest bounded capacity (slots are 16 bytes each: 2 GiB). */
+#define LCH_CHANNEL_MAX_CAPACITY ((size_t)1 << 27)
 /* Longest name, in bytes, without the terminating NUL. */
 #define LCH_CHANNEL_MAX_NAME 255
 /* Spin budget used when lch_channel_opts.spin_ns is negative. */

@@ -38,6 +38,16 @@ LCH_API void lch_debug_track_objects(bool on);
  * be called from inside a libchan destroy callback. */
 LCH_API void lch_debug_barrier(void);
 
+struct lch_channel; /* libchan/channel.h */
+
+/* Move an empty, open bounded channel on by n positions, as if n values
+ * had passed through it, so tests can cross the points where a ring's
+ * position bookkeeping wraps (its slots keep 29 bits of each position).
+ * Returns LCH_OK; LCH_EINVAL for NULL, an unbounded channel, or one that
+ * is closed or holds values; LCH_E2BIG if the positions would overflow.
+ * No other thread may use the channel during the call. */
+LCH_API int lch_debug_channel_advance(struct lch_channel *ch, uint64_t n);
+
 #ifdef __cplusplus
 }
 #endif
