@@ -84,6 +84,9 @@ def test_maxsize_out_of_range():
         Channel(-(2**63) - 1)
     with pytest.raises(ValueError, match="maxsize is above the limit"):
         Channel(2**32 + 1)
+    # The limit is 2**27 values (16-byte slots: 2 GiB).
+    with pytest.raises(ValueError, match="limit of 134217728"):
+        Channel(2**27 + 1)
 
 
 def test_maxsize_survives_lookup_and_channels():
