@@ -333,10 +333,11 @@ int lch_channel_send(lch_channel *ch, lch_value v, int64_t timeout_ns)
 {
     if (!ch || !lch__value_ok(&v))
         return LCH_EINVAL;
-    /* One value on a bounded channel: the ring's claim loop inlined with
-     * n == 1. A try that finds no room is done; anything else but success
+    /* One value: the engine's own claim, inlined (the ring's loop with
+     * n == 1). A try that finds no room is done; anything else but success
      * takes the general path, which looks again (a failed claim changes
-     * nothing). */
+     * nothing). A list never waits for room: what it says is final
+     * (LCH_ECLOSED, or LCH_ENOMEM with nothing claimed). */
     if (ch->capacity) {
         size_t done;
         bool wake;
@@ -348,6 +349,11 @@ int lch_channel_send(lch_channel *ch, lch_value v, int64_t timeout_ns)
         }
         if (rc == LCH_EAGAIN && timeout_ns == 0)
             return LCH_EAGAIN;
+    } else {
+        int rc = list_push(&ch->q.list, &v);
+        if (LCH__LIKELY(rc == LCH_OK))
+            lch__waitq_notify(&ch->recv_wq, 1);
+        return rc;
     }
     struct op_args a = {OP_SEND, &v, 1, 0, false};
     return channel_op(ch, &a, timeout_ns);
@@ -360,15 +366,21 @@ int lch_channel_recv(lch_channel *ch, lch_value *out, int64_t timeout_ns)
     /* As in lch_channel_send (an empty ring's polls are what the spinning
      * side of a ping-pong runs). Acquire pairs with the release store in
      * close_now (as in try_op). */
-    if (ch && ch->capacity &&
-        !atomic_load_explicit(&ch->discarding, memory_order_acquire)) {
-        size_t done;
-        bool wake;
-        int rc = ring_recv(&ch->q.ring, out, 1, &done, &wake);
-        if (LCH__LIKELY(rc == LCH_OK)) {
-            if (LCH__UNLIKELY(wake))
-                lch__waitq_wake_slow(&ch->send_wq, 1);
-            return LCH_OK;
+    if (ch && !atomic_load_explicit(&ch->discarding, memory_order_acquire)) {
+        int rc;
+        if (ch->capacity) {
+            size_t done;
+            bool wake;
+            rc = ring_recv(&ch->q.ring, out, 1, &done, &wake);
+            if (LCH__LIKELY(rc == LCH_OK)) {
+                if (LCH__UNLIKELY(wake))
+                    lch__waitq_wake_slow(&ch->send_wq, 1);
+                return LCH_OK;
+            }
+        } else {
+            rc = list_pop(&ch->q.list, out);
+            if (LCH__LIKELY(rc == LCH_OK))
+                return LCH_OK; /* nobody waits for room in a list */
         }
         if (rc == LCH_EAGAIN && timeout_ns == 0) {
             *out = lch_value_none();
