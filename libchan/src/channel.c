@@ -350,7 +350,8 @@ int lch_channel_send(lch_channel *ch, lch_value v, int64_t timeout_ns)
         if (rc == LCH_EAGAIN && timeout_ns == 0)
             return LCH_EAGAIN;
     } else {
-        int rc = list_push(&ch->q.list, &v);
+        size_t done;
+        int rc = list_push(&ch->q.list, &v, 1, &done);
         if (LCH__LIKELY(rc == LCH_OK))
             lch__waitq_notify(&ch->recv_wq, 1);
         return rc;
@@ -378,7 +379,8 @@ int lch_channel_recv(lch_channel *ch, lch_value *out, int64_t timeout_ns)
                 return LCH_OK;
             }
         } else {
-            rc = list_pop(&ch->q.list, out);
+            size_t done;
+            rc = list_pop(&ch->q.list, out, 1, &done);
             if (LCH__LIKELY(rc == LCH_OK))
                 return LCH_OK; /* nobody waits for room in a list */
         }

@@ -166,7 +166,13 @@ void lch__list_fini(struct lch__list *l)
     lch__free(atomic_load_explicit(&l->spare, memory_order_acquire));
 }
 
-static int list_push(struct lch__list *l, const lch_value *v)
+/* Claim up to n consecutive slots of the tail block (never past its last
+ * slot) with one CAS, then publish them in order. *done = how many; if
+ * that is short because the next block could not be allocated, the return
+ * is LCH_ENOMEM with *done > 0 (n > 1 only). */
+static LCH__ALWAYS_INLINE int list_push(struct lch__list *l,
+                                        const lch_value *v, size_t n,
+                                        size_t *done)
 {
     unsigned step = 0;
     /* Acquire pairs with the release stores that install a block, so the
@@ -175,7 +181,9 @@ static int list_push(struct lch__list *l, const lch_value *v)
     struct lch__block *b = atomic_load_explicit(&l->tail.block,
                                                 memory_order_acquire);
     struct lch__block *next_block = NULL;
-    size_t offset;
+    size_t offset, k;
+    bool short_of_memory = false;
+    *done = 0;
     for (;;) {
         if (tail & MARK) {
             if (next_block)
@@ -189,19 +197,25 @@ static int list_push(struct lch__list *l, const lch_value *v)
             b = atomic_load_explicit(&l->tail.block, memory_order_acquire);
             continue;
         }
-        if (offset + 1 == BLOCK_CAP && !next_block) {
+        k = BLOCK_CAP - offset < n ? BLOCK_CAP - offset : n;
+        short_of_memory = false;
+        if (offset + k == BLOCK_CAP && !next_block) {
             next_block = block_new(l);
-            if (!next_block)
-                return LCH_ENOMEM;
+            if (!next_block) {
+                if (k == 1)
+                    return LCH_ENOMEM;
+                k--; /* stop short of the last slot */
+                short_of_memory = true;
+            }
         }
-        uint64_t new_tail = tail + (1u << SHIFT);
+        uint64_t new_tail = tail + ((uint64_t)k << SHIFT);
         /* seq_cst pairs with the receivers' seq_cst fence before they read
          * tail to decide the list is empty. */
         if (atomic_compare_exchange_weak_explicit(&l->tail.index, &tail,
                                                   new_tail,
                                                   memory_order_seq_cst,
                                                   memory_order_acquire)) {
-            if (offset + 1 == BLOCK_CAP) {
+            if (offset + k == BLOCK_CAP) {
                 /* We own the last slot: install the next block, then move
                  * the index off the sentinel. fetch_add keeps a mark that a
                  * concurrent close may have set. Release pairs with the
@@ -221,24 +235,30 @@ static int list_push(struct lch__list *l, const lch_value *v)
     }
     if (next_block) /* another sender took the last slot */
         block_retire(l, next_block);
-    struct lch__lslot *s = &b->slots[offset];
-    s->tag = v->tag;
-    memcpy(&s->bits, &v->u, sizeof s->bits);
-    /* Release pairs with the acquire waits on WRITE of the reader and of
-     * block_destroy. A plain store: nobody else writes the state word
-     * before WRITE is in (both wait for it), so no bit is lost. */
-    atomic_store_explicit(&s->state, (v->kind & KIND_MASK) | WRITE,
-                          memory_order_release);
-    return LCH_OK;
+    for (size_t i = 0; i < k; i++) {
+        struct lch__lslot *s = &b->slots[offset + i];
+        s->tag = v[i].tag;
+        memcpy(&s->bits, &v[i].u, sizeof s->bits);
+        /* Release pairs with the acquire waits on WRITE of the reader and
+         * of block_destroy. A plain store: nobody else writes the state
+         * word before WRITE is in (both wait for it), so no bit is lost. */
+        atomic_store_explicit(&s->state, (v[i].kind & KIND_MASK) | WRITE,
+                              memory_order_release);
+    }
+    *done = k;
+    return short_of_memory ? LCH_ENOMEM : LCH_OK;
 }
 
-static int list_pop(struct lch__list *l, lch_value *out)
+/* Claim up to n consecutive published-or-claimed slots of the head block
+ * with one CAS, then take them in order. *done = how many. */
+static LCH__ALWAYS_INLINE int list_pop(struct lch__list *l, lch_value *out,
+                                       size_t n, size_t *done)
 {
     unsigned step = 0;
     uint64_t head = atomic_load_explicit(&l->head.index, memory_order_acquire);
     struct lch__block *b = atomic_load_explicit(&l->head.block,
                                                 memory_order_acquire);
-    size_t offset;
+    size_t offset, k;
     for (;;) {
         offset = (size_t)((head >> SHIFT) % LAP);
         if (offset == BLOCK_CAP) { /* head moving to the next block */
@@ -247,29 +267,41 @@ static int list_pop(struct lch__list *l, lch_value *out)
             b = atomic_load_explicit(&l->head.block, memory_order_acquire);
             continue;
         }
-        uint64_t new_head = head + (1u << SHIFT);
-        /* Below a tail some receiver saw, every position is claimed by a
-         * sender; relaxed: the slot's WRITE wait orders what we read. */
-        if (!(new_head & MARK) &&
-            head >> SHIFT >= atomic_load_explicit(&l->seen_tail,
-                                                  memory_order_relaxed)) {
-            /* Pairs with the senders' seq_cst CAS on tail. */
-            atomic_thread_fence(memory_order_seq_cst);
-            uint64_t tail = atomic_load_explicit(&l->tail.index,
+        uint64_t pos = head >> SHIFT, new_head = head;
+        size_t room = BLOCK_CAP - offset; /* slots left in this block */
+        k = n < room ? n : room;
+        if (!(head & MARK)) {
+            /* Below a tail some receiver saw, every position is claimed by
+             * a sender; relaxed: the slot's WRITE wait orders what we
+             * read. */
+            uint64_t seen = atomic_load_explicit(&l->seen_tail,
                                                  memory_order_relaxed);
-            if (head >> SHIFT == tail >> SHIFT)
-                return (tail & MARK) ? LCH_ECLOSED : LCH_EAGAIN;
-            if ((head >> SHIFT) / LAP != (tail >> SHIFT) / LAP)
-                new_head |= MARK;
-            /* A racing receiver may store an older tail: still a bound. */
-            atomic_store_explicit(&l->seen_tail, tail >> SHIFT,
-                                  memory_order_relaxed);
+            if (pos >= seen) {
+                /* Pairs with the senders' seq_cst CAS on tail. */
+                atomic_thread_fence(memory_order_seq_cst);
+                uint64_t tail = atomic_load_explicit(&l->tail.index,
+                                                     memory_order_relaxed);
+                if (pos == tail >> SHIFT)
+                    return (tail & MARK) ? LCH_ECLOSED : LCH_EAGAIN;
+                if (pos / LAP != (tail >> SHIFT) / LAP)
+                    new_head |= MARK;
+                /* A racing receiver may store an older tail: still a
+                 * bound. */
+                seen = tail >> SHIFT;
+                atomic_store_explicit(&l->seen_tail, seen,
+                                      memory_order_relaxed);
+            }
+            /* Claimed positions only: up to the tail seen, unless the
+             * tail is known to be in a later block. */
+            if (!(new_head & MARK) && seen - pos < k)
+                k = (size_t)(seen - pos);
         }
+        new_head += (uint64_t)k << SHIFT;
         if (atomic_compare_exchange_weak_explicit(&l->head.index, &head,
                                                   new_head,
                                                   memory_order_seq_cst,
                                                   memory_order_acquire)) {
-            if (offset + 1 == BLOCK_CAP) {
+            if (offset + k == BLOCK_CAP) {
                 struct lch__block *next = block_wait_next(b);
                 uint64_t next_index = (new_head & ~MARK) + (1u << SHIFT);
                 if (atomic_load_explicit(&next->next, memory_order_relaxed))
@@ -285,29 +317,46 @@ static int list_pop(struct lch__list *l, lch_value *out)
         b = atomic_load_explicit(&l->head.block, memory_order_acquire);
         lch__cpu_relax();
     }
-    struct lch__lslot *s = &b->slots[offset];
-    /* The sender claimed this slot; wait until it has published. */
-    step = 0;
-    uint32_t st;
-    while (!((st = atomic_load_explicit(&s->state, memory_order_acquire)) &
-             WRITE))
-        lch__backoff(&step);
-    *out = slot_value(s, st);
-    if (offset + 1 == BLOCK_CAP)
-        block_destroy(l, b, 0);
-    else if (atomic_fetch_or_explicit(&s->state, READ, memory_order_acq_rel) &
-             DESTROY)
-        block_destroy(l, b, offset + 1);
+    for (size_t i = 0; i < k; i++) {
+        size_t at = offset + i;
+        struct lch__lslot *s = &b->slots[at];
+        /* The sender claimed this slot; wait until it has published. */
+        step = 0;
+        uint32_t st;
+        while (!((st = atomic_load_explicit(&s->state,
+                                            memory_order_acquire)) &
+                 WRITE))
+            lch__backoff(&step);
+        out[i] = slot_value(s, st);
+        /* The last slot's reader starts the block's destruction, after
+         * its own earlier slots (nobody else reads that slot, so nothing
+         * was marked DESTROY before). A reader that finds DESTROY on a
+         * slot carries on from the next one, which may be its own: then
+         * it marks it and returns, and this loop finds the mark there. */
+        if (at + 1 == BLOCK_CAP)
+            block_destroy(l, b, 0);
+        else if (atomic_fetch_or_explicit(&s->state, READ,
+                                          memory_order_acq_rel) &
+                 DESTROY)
+            block_destroy(l, b, at + 1);
+    }
+    *done = k;
     return LCH_OK;
 }
 
 int lch__list_try_send(struct lch__list *l, const lch_value *v, size_t n,
                        size_t *done)
 {
-    size_t k = 0;
+    size_t k = 0, d;
     int rc = LCH_OK;
-    while (k < n && (rc = list_push(l, &v[k])) == LCH_OK)
-        k++;
+    /* Stop at the first failure: a batch cut short by memory is sent in
+     * part (what was claimed before), like one refused outright. */
+    while (k < n) {
+        rc = list_push(l, &v[k], n - k, &d);
+        k += d;
+        if (rc != LCH_OK)
+            break;
+    }
     *done = k;
     return k ? LCH_OK : rc;
 }
@@ -315,10 +364,10 @@ int lch__list_try_send(struct lch__list *l, const lch_value *v, size_t n,
 int lch__list_try_recv(struct lch__list *l, lch_value *out, size_t n,
                        size_t *done)
 {
-    size_t k = 0;
+    size_t k = 0, d;
     int rc = LCH_OK;
-    while (k < n && (rc = list_pop(l, &out[k])) == LCH_OK)
-        k++;
+    while (k < n && (rc = list_pop(l, &out[k], n - k, &d)) == LCH_OK)
+        k += d;
     *done = k;
     return k ? LCH_OK : rc;
 }
