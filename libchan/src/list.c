@@ -21,8 +21,9 @@
  * block_retire). A batch claims as many slots of one block as it can with
  * one CAS, on either side. A sender gets the next block before claiming a
  * block's last slot, so running out of memory fails the send cleanly
- * (LCH_ENOMEM) with nothing claimed, or cuts a batch short of that slot. Blocking lives in channel.c; the only waits here
- * are for a peer that is between claiming a slot and finishing with it. */
+ * (LCH_ENOMEM) with nothing claimed, or cuts a batch short of that slot.
+ * Blocking lives in channel.c; the only waits here are for a peer that is
+ * between claiming a slot and finishing with it. */
 #include <string.h>
 
 #include "lch_impl.h"

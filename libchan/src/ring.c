@@ -22,9 +22,10 @@
  * published. Close sets bit 63 of `head` first, as a hint for consumers:
  * one that finds the ring empty reads `tail` (the producers' line) only when
  * its own word carries the hint, so polling an empty ring leaves the
- * producers' line alone. Nothing here blocks for long; channel.c parks. Bit 62 of each
- * word is the other side's "waiters parked" flag (lch__waitq): a claim's CAS
- * carries the flags along and reports whether it saw it.
+ * producers' line alone. Nothing here blocks for long; channel.c parks.
+ * Bit 62 of each word is the other side's "waiters parked" flag
+ * (lch__waitq): a claim's CAS carries the flags along and reports whether it
+ * saw it.
  *
  * With a single slot, "full for p" (p + 1) and "free for p + 1" (p + cap)
  * would be the same number, so capacity 1 uses two slots, and a producer
