@@ -333,8 +333,8 @@ int lch_channel_send(lch_channel *ch, lch_value v, int64_t timeout_ns)
 {
     if (!ch || !lch__value_ok(&v))
         return LCH_EINVAL;
-    /* One value: the engine's own claim, inlined (the ring's loop with
-     * n == 1). A try that finds no room is done; anything else but success
+    /* One value: the engine's own claim (the ring's loop inlined with
+     * n == 1; the list's, with n == 1, out of line). A try that finds no room is done; anything else but success
      * takes the general path, which looks again (a failed claim changes
      * nothing). A list never waits for room: what it says is final
      * (LCH_ECLOSED, or LCH_ENOMEM with nothing claimed). */
@@ -350,8 +350,7 @@ int lch_channel_send(lch_channel *ch, lch_value v, int64_t timeout_ns)
         if (rc == LCH_EAGAIN && timeout_ns == 0)
             return LCH_EAGAIN;
     } else {
-        size_t done;
-        int rc = list_push(&ch->q.list, &v, 1, &done);
+        int rc = list_push_one(&ch->q.list, &v);
         if (LCH__LIKELY(rc == LCH_OK))
             lch__waitq_notify(&ch->recv_wq, 1);
         return rc;
@@ -379,8 +378,7 @@ int lch_channel_recv(lch_channel *ch, lch_value *out, int64_t timeout_ns)
                 return LCH_OK;
             }
         } else {
-            size_t done;
-            rc = list_pop(&ch->q.list, out, 1, &done);
+            rc = list_pop_one(&ch->q.list, out);
             if (LCH__LIKELY(rc == LCH_OK))
                 return LCH_OK; /* nobody waits for room in a list */
         }

@@ -346,6 +346,20 @@ static LCH__ALWAYS_INLINE int list_pop(struct lch__list *l, lch_value *out,
     return LCH_OK;
 }
 
+/* One value, for lch_channel_send/recv: the loops above with n == 1, out
+ * of line so that the bounded fast path beside them stays small. */
+static LCH__NOINLINE int list_push_one(struct lch__list *l, const lch_value *v)
+{
+    size_t done;
+    return list_push(l, v, 1, &done);
+}
+
+static LCH__NOINLINE int list_pop_one(struct lch__list *l, lch_value *out)
+{
+    size_t done;
+    return list_pop(l, out, 1, &done);
+}
+
 int lch__list_try_send(struct lch__list *l, const lch_value *v, size_t n,
                        size_t *done)
 {
