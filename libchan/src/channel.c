@@ -334,10 +334,11 @@ int lch_channel_send(lch_channel *ch, lch_value v, int64_t timeout_ns)
     if (!ch || !lch__value_ok(&v))
         return LCH_EINVAL;
     /* One value: the engine's own claim (the ring's loop inlined with
-     * n == 1; the list's, with n == 1, out of line). A try that finds no room is done; anything else but success
-     * takes the general path, which looks again (a failed claim changes
-     * nothing). A list never waits for room: what it says is final
-     * (LCH_ECLOSED, or LCH_ENOMEM with nothing claimed). */
+     * n == 1; the list's, with n == 1, out of line). A try that finds no
+     * room is done; anything else but success takes the general path,
+     * which looks again (a failed claim changes nothing). A list never
+     * waits for room: what it says is final (LCH_ECLOSED, or LCH_ENOMEM
+     * with nothing claimed). */
     if (ch->capacity) {
         size_t done;
         bool wake;

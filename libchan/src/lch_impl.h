@@ -19,6 +19,8 @@
 #ifndef LCH_IMPL_H
 #define LCH_IMPL_H
 
+#include <string.h>
+
 #include <urcu-bp.h>
 #include <urcu/rculfhash.h>
 
@@ -176,19 +178,43 @@ void lch__backoff(unsigned *step);
  * nothing will wake it when that last value is taken by someone else). */
 #define LCH__ECLOSING (-1000)
 
-/* A ring slot holds one queued lch_value in the value's own 16 bytes: the
- * state word takes the place of `kind`, carrying the low 29 bits of the
- * position the slot expects next (see ring.c) above the 3-bit kind. */
+/* A queued lch_value in the value's own 16 bytes, in either engine: the
+ * state word takes the place of `kind` and carries the kind together with
+ * the engine's own bookkeeping (ring.c: the low 29 bits of the position the
+ * slot expects next, above a 3-bit kind; list.c: WRITE/READ/DESTROY above
+ * the kind). So four slots share a cache line. */
 struct lch__slot {
-    _Atomic uint32_t state; /* seq << LCH__SEQ_SHIFT | kind */
+    _Atomic uint32_t state; /* kind | the engine's bits */
     uint32_t tag;           /* the value's tag */
     uint64_t bits;          /* the value's union, bit for bit */
 };
+_Static_assert(sizeof(struct lch__slot) == sizeof(lch_value),
+               "a slot is one value");
+
+/* Fill a slot with v's tag and union; its kind goes into the state word,
+ * with the store that publishes the slot. */
+static inline void lch__slot_put(struct lch__slot *s, const lch_value *v)
+{
+    s->tag = v->tag;
+    memcpy(&s->bits, &v->u, sizeof s->bits);
+}
+
+/* The value in a published slot its caller owns, given the kind taken from
+ * the state word. */
+static inline lch_value lch__slot_get(const struct lch__slot *s,
+                                      uint32_t kind)
+{
+    lch_value v;
+    v.kind = kind;
+    v.tag = s->tag;
+    memcpy(&v.u, &s->bits, sizeof v.u);
+    return v;
+}
+
+/* The ring's state word: seq << LCH__SEQ_SHIFT | kind. */
 #define LCH__SEQ_SHIFT 3
 #define LCH__SLOT_KIND ((1u << LCH__SEQ_SHIFT) - 1)
 _Static_assert(LCH_OBJECT <= LCH__SLOT_KIND, "a kind fits a slot's state");
-_Static_assert(sizeof(struct lch__slot) == sizeof(lch_value),
-               "a ring slot is one value");
 /* Seq comparisons are modulo 2^29 and must tell a slot's seq apart from
  * positions up to a ring's length away on either side. */
 _Static_assert(LCH_CHANNEL_MAX_CAPACITY < ((size_t)1 << (31 - LCH__SEQ_SHIFT)),
@@ -295,9 +321,9 @@ extern _Atomic uint64_t lch__futex_waits;
 extern _Atomic uint64_t lch__futex_wakes;
 extern _Atomic uint64_t lch__fd_signals;
 
-/* A value a channel accepts: its kind is an lch_kind. (The unbounded engine
- * keeps the kind in 24 bits of a slot's state word; the check keeps both
- * engines alike for any input.) */
+/* A value a channel accepts: its kind is an lch_kind. Both engines rely on
+ * it: the ring keeps a kind in 3 bits of a slot's state word, next to the
+ * slot's seq, and the list in 24 bits, under its state flags. */
 static inline bool lch__value_ok(const lch_value *v)
 {
     return LCH__LIKELY(v->kind <= LCH_OBJECT);

@@ -39,31 +39,12 @@
 #define READ (2u << 24)
 #define DESTROY (4u << 24)
 
-/* A queued lch_value in its own 16 bytes: the state word takes the place of
- * `kind` (an lch_kind, far below 2^24), so a slot is no bigger than the
- * value and fills one cache line with the three neighbours it shares with. */
-struct lch__lslot {
-    _Atomic uint32_t state; /* kind | WRITE | READ | DESTROY */
-    uint32_t tag;           /* the value's tag */
-    uint64_t bits;          /* the value's union, bit for bit */
-};
-_Static_assert(sizeof(struct lch__lslot) == sizeof(lch_value),
-               "a list slot is one value");
-
+/* Slots (struct lch__slot, lch_impl.h): the state word is the value's kind
+ * (an lch_kind, far below 2^24) | WRITE | READ | DESTROY. */
 struct lch__block {
-    struct lch__lslot slots[BLOCK_CAP];
+    struct lch__slot slots[BLOCK_CAP];
     _Atomic(struct lch__block *) next;
 };
-
-/* The value in a slot whose state (`st`, WRITE seen) is published. */
-static inline lch_value slot_value(const struct lch__lslot *s, uint32_t st)
-{
-    lch_value v;
-    v.kind = st & KIND_MASK;
-    v.tag = s->tag;
-    memcpy(&v.u, &s->bits, sizeof v.u);
-    return v;
-}
 
 /* A block for the sender about to claim a block's last slot: the spare one
  * a receiver left (see block_retire), else a new one. The exchange is the
@@ -110,7 +91,7 @@ static void block_destroy(struct lch__list *l, struct lch__block *b,
                           size_t start)
 {
     for (size_t i = start; i < BLOCK_CAP - 1; i++) {
-        struct lch__lslot *s = &b->slots[i];
+        struct lch__slot *s = &b->slots[i];
         unsigned step = 0;
         uint32_t st;
         /* Acquire pairs with the sender's release store of WRITE. */
@@ -153,9 +134,10 @@ void lch__list_fini(struct lch__list *l)
     for (; head != tail; head += 1u << SHIFT) {
         size_t offset = (size_t)((head >> SHIFT) % LAP);
         if (offset < BLOCK_CAP) {
-            struct lch__lslot *s = &b->slots[offset];
-            lch_value v = slot_value(
-                s, atomic_load_explicit(&s->state, memory_order_relaxed));
+            struct lch__slot *s = &b->slots[offset];
+            lch_value v = lch__slot_get(
+                s, atomic_load_explicit(&s->state, memory_order_relaxed) &
+                       KIND_MASK);
             lch_value_release(&v);
         } else {
             struct lch__block *next =
@@ -238,9 +220,8 @@ static LCH__ALWAYS_INLINE int list_push(struct lch__list *l,
     if (next_block) /* another sender took the last slot */
         block_retire(l, next_block);
     for (size_t i = 0; i < k; i++) {
-        struct lch__lslot *s = &b->slots[offset + i];
-        s->tag = v[i].tag;
-        memcpy(&s->bits, &v[i].u, sizeof s->bits);
+        struct lch__slot *s = &b->slots[offset + i];
+        lch__slot_put(s, &v[i]);
         /* Release pairs with the acquire waits on WRITE of the reader and
          * of block_destroy. A plain store: nobody else writes the state
          * word before WRITE is in (both wait for it), so no bit is lost. */
@@ -321,7 +302,7 @@ static LCH__ALWAYS_INLINE int list_pop(struct lch__list *l, lch_value *out,
     }
     for (size_t i = 0; i < k; i++) {
         size_t at = offset + i;
-        struct lch__lslot *s = &b->slots[at];
+        struct lch__slot *s = &b->slots[at];
         /* The sender claimed this slot; wait until it has published. */
         step = 0;
         uint32_t st;
@@ -329,7 +310,7 @@ static LCH__ALWAYS_INLINE int list_pop(struct lch__list *l, lch_value *out,
                                             memory_order_acquire)) &
                  WRITE))
             lch__backoff(&step);
-        out[i] = slot_value(s, st);
+        out[i] = lch__slot_get(s, st & KIND_MASK);
         /* The last slot's reader starts the block's destruction, after
          * its own earlier slots (nobody else reads that slot, so nothing
          * was marked DESTROY before). A reader that finds DESTROY on a

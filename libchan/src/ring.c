@@ -31,8 +31,6 @@
  * would be the same number, so capacity 1 uses two slots, and a producer
  * also checks that the consumers have claimed everything before its
  * position (head == pos); that costs a load of head, only in this case. */
-#include <string.h>
-
 #include "lch_impl.h"
 
 #define CLOSED_BIT LCH__RING_CLOSED
@@ -73,12 +71,9 @@ static inline bool seq_before(uint32_t state, uint64_t pos)
  * found it published, came before; this load sees the same word). */
 static inline lch_value ring_slot_value(const struct lch__slot *s)
 {
-    lch_value v;
-    v.kind = atomic_load_explicit(&s->state, memory_order_relaxed) &
-             LCH__SLOT_KIND;
-    v.tag = s->tag;
-    memcpy(&v.u, &s->bits, sizeof v.u);
-    return v;
+    return lch__slot_get(s, atomic_load_explicit(&s->state,
+                                                 memory_order_relaxed) &
+                                LCH__SLOT_KIND);
 }
 
 int lch__ring_init(struct lch__ring *r, size_t cap)
@@ -183,8 +178,7 @@ static LCH__ALWAYS_INLINE int ring_send(struct lch__ring *r,
     }
     for (size_t i = 0; i < k; i++) {
         struct lch__slot *s = slot_at(r, pos + i);
-        s->tag = v[i].tag;
-        memcpy(&s->bits, &v[i].u, sizeof s->bits);
+        lch__slot_put(s, &v[i]);
         /* Release pairs with the consumer's acquire load in slot_state.
          * (The kind fits: channel.c admits kinds up to LCH_OBJECT.) */
         atomic_store_explicit(&s->state, seq_of(pos + i + 1) | v[i].kind,

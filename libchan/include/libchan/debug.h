@@ -45,7 +45,8 @@ struct lch_channel; /* libchan/channel.h */
  * position bookkeeping wraps (its slots keep 29 bits of each position).
  * Returns LCH_OK; LCH_EINVAL for NULL, an unbounded channel, or one that
  * is closed or holds values; LCH_E2BIG if the positions would overflow.
- * No other thread may use the channel during the call. */
+ * Takes no reference and never blocks. Any thread, provided no other thread
+ * uses the channel during the call. */
 LCH_API int lch_debug_channel_advance(struct lch_channel *ch, uint64_t n);
 
 #ifdef __cplusplus
