@@ -82,7 +82,9 @@ def run_sigint(use_with):
     pool = InterpreterPoolExecutor(2)
     fs = [pool.submit(slow, i) for i in range(40)]
     fs[0].result(timeout=60)
-    print("ready", flush=True)
+    # One write(2), as the workers' lines: print() under PYTHONUNBUFFERED
+    # writes "ready" and "\n" apart, and a worker's line could land between.
+    os.write(1, b"ready\n")
     if use_with:
         with pool:
             for f in fs:
