@@ -29,7 +29,11 @@
 // the start line to the moment the last one finishes (manual time, measured by
 // the Team). Throughput cases report items_per_second (messages); ping-pong
 // cases report ns_per_rt (nanoseconds per round trip) and items_per_second
-// (round trips); libchan entries add futex_waits_per_op/futex_wakes_per_op.
+// (round trips); libchan entries add futex_waits_per_op/futex_wakes_per_op,
+// and every pingpong_block entry adds sleeps_per_rt: the voluntary context
+// switches of its two threads per round trip, i.e. how often a side really
+// went to sleep (each sleep costs a wake-up; on a VM that is most of the
+// round trip).
 // nowaiter reports ns_per_op (one send plus one receive, waiting forms), and
 // for libchan syscalls_per_op, which must be 0 (else the entry errors).
 // Unless the command line says otherwise the binary runs 5 repetitions in
@@ -42,6 +46,8 @@
 #include <benchmark/benchmark.h>
 
 #include "bench_main.hpp"
+
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -298,6 +304,16 @@ void throughput(benchmark::State &state, const std::string &name,
     futex.report(state, double(state.iterations() * producers * per_producer));
 }
 
+// The calling thread's voluntary context switches so far: each one is a
+// block in the kernel (a futex wait, a read of an empty pipe) that slept.
+int64_t voluntary_switches()
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0)
+        return 0;
+    return int64_t(ru.ru_nvcsw);
+}
+
 // Round trips between two threads over two queues (there and back). Spin:
 // both sides poll try_recv; otherwise both block in recv.
 template <class Peer, bool Spin>
@@ -319,7 +335,8 @@ void pingpong(benchmark::State &state, const std::string &name, Config cfg,
             return recv_one(r, v);
     };
     ErrorSink errors;
-    Team team(name, {0, 1}, [&](int role) {
+    std::atomic<int64_t> sleeps{0}; // blocking: both threads' sleeps
+    auto round_trip_loop = [&](int role) {
         for (int64_t i = 0; i < round_trips; ++i) {
             int64_t v = -1;
             if (role == 0) { // ping, then wait for the echo
@@ -337,6 +354,18 @@ void pingpong(benchmark::State &state, const std::string &name, Config cfg,
                 return errors.record("round trip " + std::to_string(i) +
                                      " received " + std::to_string(v));
         }
+    };
+    Team team(name, {0, 1}, [&](int role) {
+        if constexpr (Spin) {
+            round_trip_loop(role);
+        } else {
+            int64_t before = voluntary_switches();
+            round_trip_loop(role);
+            // Relaxed: Team::run's done_ handshake (acq_rel/acquire) orders
+            // it before the load below.
+            sleeps.fetch_add(voluntary_switches() - before,
+                             std::memory_order_relaxed);
+        }
     });
     FutexCounts<Peer> futex;
     double ns = 0;
@@ -352,6 +381,11 @@ void pingpong(benchmark::State &state, const std::string &name, Config cfg,
     double rts = double(state.iterations()) * double(round_trips);
     state.SetItemsProcessed(int64_t(rts));
     state.counters["ns_per_rt"] = rts > 0 ? ns / rts : 0.0;
+    if constexpr (!Spin) {
+        if (rts > 0)
+            state.counters["sleeps_per_rt"] = // after the last team.run()
+                double(sleeps.load(std::memory_order_relaxed)) / rts;
+    }
     futex.report(state, rts);
 }
 

@@ -12,7 +12,10 @@ Reads the file written by `lch_bench --benchmark_out=FILE
    (capacity 1024) with the bounded peers; unbounded rows compare
    "libchan_unbounded" with the unbounded peers (UNBOUNDED);
 2. every entry's figure per case, with the ratio of libchan (or, for
-   unbounded entries, libchan_unbounded) against each.
+   unbounded entries, libchan_unbounded) against each. Cases with a
+   companion counter (Case.counter) show its median beside the figure: the
+   blocking ping-pong's sleeps per round trip, which explain most of its
+   round trip on a VM.
 
 Benchmarks are named "<case>/<entry>". The entry "libchan" is the headline;
 other libchan_* entries and the entries listed in INFO_ONLY are shown in the
@@ -22,9 +25,9 @@ in the cases where each queue has one producer and one consumer
 (SPSC_CASES), and one found elsewhere is reported as a problem.
 
 Exit status: 0 when the tables could be made (targets are reported, not
-asserted); 1 when the input lacks a case, libchan's entry or a target's
-reference peer, has too few repetitions, or a benchmark reported an error;
-2 for bad usage. Standard library only (Python 3.11+).
+asserted); 1 when the input lacks a case, libchan's entry, a target's
+reference peer or an entry's companion counter, has too few repetitions, or
+a benchmark reported an error; 2 for bad usage. Standard library only (Python 3.11+).
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class Case:
     min_ratio: float | None  # target: ratio (>1 = libchan better) at least
                              # this; None: no ratio target
     target_text: str
+    counter: str | None = None  # JSON field shown beside each figure
+    counter_text: str = ""
 
 
 CASES = [
@@ -64,7 +69,8 @@ CASES = [
          "ns_per_rt", False, None, 1.0, "<= best peer's round trip"),
     Case("pingpong_block", "blocking ping-pong round trip, waiter parked",
          "ns_per_rt", False, "futex", 1 / 1.2,
-         "<= 1.2x raw futex round trip"),
+         "<= 1.2x raw futex round trip",
+         "sleeps_per_rt", "sleeps/rt"),
     # No target against peers: this guards libchan's own fast path, to be
     # compared between runs (the lch_bench entry errors if it made a system
     # call); the peers give the scale.
@@ -114,6 +120,8 @@ class Entry:
     from_median: bool = False
     error: str | None = None
     samples: list[float] = field(default_factory=list)
+    counter: float | None = None  # median of the case's companion counter
+    counter_samples: list[float] = field(default_factory=list)
 
 
 def kind_of(name: str) -> str:
@@ -141,7 +149,8 @@ def tags(case: str, name: str) -> list[str]:
     return out
 
 
-def load(path: str, metric_of: dict[str, str]) -> tuple[dict, dict]:
+def load(path: str, metric_of: dict[str, str],
+         counter_of: dict[str, str | None]) -> tuple[dict, dict]:
     try:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
@@ -163,6 +172,7 @@ def load(path: str, metric_of: dict[str, str]) -> tuple[dict, dict]:
             e.error = b.get("error_message") or "error"
             continue
         value = b.get(metric_of[case])
+        extra = b.get(counter_of[case]) if counter_of[case] else None
         kind = b.get("run_type", "iteration")
         if kind == "aggregate":
             agg = b.get("aggregate_name")
@@ -170,14 +180,20 @@ def load(path: str, metric_of: dict[str, str]) -> tuple[dict, dict]:
                 e.figure = float(value)
                 e.from_median = True
                 e.repetitions = int(b.get("repetitions", 0))
+                if extra is not None:
+                    e.counter = float(extra)
             elif agg == "cv" and value is not None:
                 e.cv = float(value)
         elif value is not None:
             e.samples.append(float(value))
             e.repetitions = max(e.repetitions, int(b.get("repetitions", 1)))
+            if extra is not None:
+                e.counter_samples.append(float(extra))
     for e in entries.values():
         if not e.from_median and e.samples:
             e.figure = statistics.median(e.samples)
+        if not e.from_median and e.counter_samples:
+            e.counter = statistics.median(e.counter_samples)
     return doc.get("context", {}), entries
 
 
@@ -210,6 +226,8 @@ def analyse(entries: dict, min_reps: int) -> tuple[list[dict], list[str]]:
                 problems.append(f"{c.name}/{e.name}: benchmark error: {e.error}")
             elif e.figure is None:
                 problems.append(f"{c.name}/{e.name}: no {c.metric} figure")
+            elif c.counter and e.counter is None:
+                problems.append(f"{c.name}/{e.name}: no {c.counter} counter")
             elif e.repetitions < min_reps or (min_reps > 1
                                               and not e.from_median):
                 few.append(f"{c.name}/{e.name} ({e.repetitions})")
@@ -231,7 +249,7 @@ def analyse(entries: dict, min_reps: int) -> tuple[list[dict], list[str]]:
         for n, e in sorted(mine.items()):
             base = mine.get(LIBCHAN_OF[kind_of(n)])
             entry_rows[n] = {
-                "figure": e.figure, "cv": e.cv,
+                "figure": e.figure, "cv": e.cv, "counter": e.counter,
                 "repetitions": e.repetitions,
                 "kind": kind_of(n), "spsc": is_spsc(c.name, n),
                 "is_peer": is_peer(c.name, n),
@@ -267,6 +285,7 @@ def analyse(entries: dict, min_reps: int) -> tuple[list[dict], list[str]]:
                 "what": c.what,
                 "metric": c.metric,
                 "libchan": lch.figure if lch else None,
+                "counter": c.counter,
                 "best_peer": best.name if best else None,
                 "best_peer_spsc": (is_spsc(c.name, best.name)
                                    if best else None),
@@ -335,7 +354,12 @@ def markdown(rows: list[dict], context: dict) -> str:
                "better); round trips in wall-clock time (lower is better). "
                "Medians of the repetitions; cv = coefficient of variation "
                "across them. Ratios are libchan's against bounded entries "
-               "and libchan_unbounded's against unbounded ones.\n")
+               "and libchan_unbounded's against unbounded ones. "
+               "pingpong_block also gives sleeps/rt: the voluntary context "
+               "switches of both threads per round trip (2 = each side "
+               "went to sleep once); on a VM each sleep costs a wake-up "
+               "of tens of microseconds, so entries that sleep equally "
+               "often have similar round trips.\n")
     out.append("| case | entry | figure | cv | libchan vs this |")
     out.append("|---|---|---|---|---|")
     shown = set()
@@ -353,11 +377,14 @@ def markdown(rows: list[dict], context: dict) -> str:
             tag = ", ".join(tags(r["case"], name))
             tag = f" ({tag})" if tag else ""
             cv = "-" if e["cv"] is None else f"{100 * e['cv']:.1f}%"
+            figure = fmt(c, e["figure"])
+            if c.counter and e["counter"] is not None:
+                figure += f", {e['counter']:.2f} {c.counter_text}"
             rv = "-" if e["ratio"] is None or name in LIBCHAN_OF.values() \
                 else f"{e['ratio']:.2f}x"
             name_md = f"**{name}**" if name in LIBCHAN_OF.values() else name
             out.append(f"| {r['case']} | {name_md}{tag} | "
-                       f"{fmt(c, e['figure'])} | {cv} | {rv} |")
+                       f"{figure} | {cv} | {rv} |")
     return "\n".join(out) + "\n"
 
 
@@ -376,7 +403,8 @@ def main(argv: list[str]) -> int:
 
     try:
         context, entries = load(args.input,
-                                {c.name: c.metric for c in CASES})
+                                {c.name: c.metric for c in CASES},
+                                {c.name: c.counter for c in CASES})
     except InputError as e:
         print(f"report.py: error: {e}", file=sys.stderr)
         return 1
