@@ -164,6 +164,19 @@ static inline void lch__cpu_relax(void)
 #endif
 }
 
+/* After a claim's CAS on a shared position word failed (another thread
+ * claimed first, or a flag changed): pause 2^step times (step counts the
+ * failures, capped at 6: at most 64 pauses; never yields), so that claimers
+ * that lost stop pulling the word's cache line away from the one that won.
+ * The uncontended path never calls it. */
+static inline void lch__cas_backoff(unsigned *step)
+{
+    for (unsigned i = 0; i < (1u << *step); i++)
+        lch__cpu_relax();
+    if (*step < 6)
+        (*step)++;
+}
+
 /* Wait for a peer that has claimed a slot but not finished with it (a sender
  * between claim and publish, a receiver between claim and release): spin,
  * then yield the CPU so a preempted peer can run. `step` counts calls. */

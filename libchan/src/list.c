@@ -166,6 +166,7 @@ static LCH__ALWAYS_INLINE int list_push(struct lch__list *l,
                                                 memory_order_acquire);
     struct lch__block *next_block = NULL;
     size_t offset, k;
+    unsigned lost = 0; /* claims lost to other senders */
     bool short_of_memory = false;
     *done = 0;
     for (;;) {
@@ -215,7 +216,7 @@ static LCH__ALWAYS_INLINE int list_push(struct lch__list *l,
             break;
         }
         b = atomic_load_explicit(&l->tail.block, memory_order_acquire);
-        lch__cpu_relax();
+        lch__cas_backoff(&lost);
     }
     if (next_block) /* another sender took the last slot */
         block_retire(l, next_block);
@@ -242,6 +243,7 @@ static LCH__ALWAYS_INLINE int list_pop(struct lch__list *l, lch_value *out,
     struct lch__block *b = atomic_load_explicit(&l->head.block,
                                                 memory_order_acquire);
     size_t offset, k;
+    unsigned lost = 0; /* claims lost to other receivers */
     for (;;) {
         offset = (size_t)((head >> SHIFT) % LAP);
         if (offset == BLOCK_CAP) { /* head moving to the next block */
@@ -298,7 +300,7 @@ static LCH__ALWAYS_INLINE int list_pop(struct lch__list *l, lch_value *out,
             break;
         }
         b = atomic_load_explicit(&l->head.block, memory_order_acquire);
-        lch__cpu_relax();
+        lch__cas_backoff(&lost);
     }
     for (size_t i = 0; i < k; i++) {
         size_t at = offset + i;

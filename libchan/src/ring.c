@@ -122,6 +122,7 @@ static LCH__ALWAYS_INLINE int ring_send(struct lch__ring *r,
     uint64_t word = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t pos;
     size_t k;
+    unsigned lost = 0; /* claims lost to other producers */
     for (;;) {
         if (LCH__UNLIKELY(word & CLOSED_BIT)) {
             /* The acquire load pairs with the release half of the closing
@@ -175,6 +176,7 @@ static LCH__ALWAYS_INLINE int ring_send(struct lch__ring *r,
                                                   memory_order_acquire,
                                                   memory_order_acquire))
             break;
+        lch__cas_backoff(&lost);
     }
     for (size_t i = 0; i < k; i++) {
         struct lch__slot *s = slot_at(r, pos + i);
@@ -195,6 +197,7 @@ static LCH__ALWAYS_INLINE int ring_recv(struct lch__ring *r, lch_value *out,
     uint64_t word = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t pos;
     size_t k;
+    unsigned lost = 0; /* claims lost to other consumers */
     for (;;) {
         pos = word & POS;
         for (k = 0; k < n; k++)
@@ -234,6 +237,7 @@ static LCH__ALWAYS_INLINE int ring_recv(struct lch__ring *r, lch_value *out,
                                                   memory_order_acquire,
                                                   memory_order_acquire))
             break;
+        lch__cas_backoff(&lost);
     }
     for (size_t i = 0; i < k; i++) {
         struct lch__slot *s = slot_at(r, pos + i);
