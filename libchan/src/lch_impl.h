@@ -164,9 +164,10 @@ static inline void lch__cpu_relax(void)
 #endif
 }
 
-/* After a claim's CAS on a shared position word failed (another thread
- * claimed first, or a flag changed): pause 2^step times (step counts the
- * failures, capped at 6: at most 64 pauses; never yields), so that claimers
+/* After a claim lost its position to another thread (its CAS on the shared
+ * position word failed, or it found the position already taken; a flag that
+ * changed under the CAS counts too): pause 2^step times (step counts the
+ * losses, capped at 6: at most 64 pauses; never yields), so that claimers
  * that lost stop pulling the word's cache line away from the one that won.
  * The uncontended path never calls it. */
 static inline void lch__cas_backoff(unsigned *step)

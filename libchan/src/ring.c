@@ -164,6 +164,8 @@ static LCH__ALWAYS_INLINE int ring_send(struct lch__ring *r,
              * pos; otherwise another producer took pos: retry. */
             if (behind && (again & POS) == pos)
                 return LCH_EAGAIN;
+            if ((again & POS) != pos)
+                lch__cas_backoff(&lost);
             word = again;
             continue;
         }
@@ -208,6 +210,7 @@ static LCH__ALWAYS_INLINE int ring_recv(struct lch__ring *r, lch_value *out,
             uint64_t again = atomic_load_explicit(&r->head,
                                                   memory_order_relaxed);
             if ((again & POS) != pos) { /* another consumer took pos */
+                lch__cas_backoff(&lost);
                 word = again;
                 continue;
             }
