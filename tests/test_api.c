@@ -351,6 +351,89 @@ static void test_ring_position_wrap(void **state)
     }
 }
 
+/* A batch that crosses the end of the ring's slot array is moved in two
+ * runs (up to the end, then from slot 0). From every starting slot, with
+ * values already queued or not, and with batches shorter than the room,
+ * as long as it and longer than the whole ring, a send must move
+ * min(n, room) values and a receive min(n, queued), in order, with their
+ * kinds and tags. */
+static void test_ring_batch_every_offset(void **state)
+{
+    (void)state;
+    static const size_t caps[] = {1, 2, 3, 4, 5, 8};
+    enum { MAXB = 12 };
+    lch_value in[MAXB], out[MAXB], v;
+    for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
+        const size_t cap = caps[c];
+        lch_channel *ch = tu_channel(cap, 0);
+        int64_t next_in = 0, next_out = 0;
+        size_t take = 1; /* receive batch size, cycling 1 .. cap + 3 */
+        for (size_t start = 0; start < 2 * cap + 1; start++) {
+            /* Move the positions on by one, so the next round starts one
+             * slot further along. */
+            assert_rc(lch_channel_send(ch, lch_value_int(next_in++),
+                                       LCH_NOWAIT),
+                      LCH_OK);
+            assert_rc(lch_channel_recv(ch, &v, LCH_NOWAIT), LCH_OK);
+            assert_int_equal(v.u.i, next_out++);
+            for (size_t held = 0; held < cap; held++) {
+                for (size_t m = 1; m <= cap + 2; m++) {
+                    for (size_t i = 0; i < held; i++)
+                        assert_rc(lch_channel_send(
+                                      ch, lch_value_int(next_in++),
+                                      LCH_NOWAIT),
+                                  LCH_OK);
+                    for (size_t i = 0; i < m; i++) {
+                        in[i] = i % 2 ? lch_value_int(next_in + (int64_t)i)
+                                      : lch_value_float(
+                                            (double)(next_in + (int64_t)i));
+                        in[i].tag = (uint32_t)(next_in + (int64_t)i);
+                    }
+                    size_t n = 99, want = m < cap - held ? m : cap - held;
+                    assert_rc(lch_channel_send_batch(ch, in, m, &n,
+                                                     LCH_NOWAIT),
+                              LCH_OK);
+                    assert_int_equal(n, want);
+                    next_in += (int64_t)n;
+                    assert_int_equal(lch_channel_len(ch), held + n);
+                    if (held + n == cap)
+                        assert_rc(lch_channel_send(ch, lch_value_int(-1),
+                                                   LCH_NOWAIT),
+                                  LCH_EAGAIN);
+                    /* Drain in batches of `take`, whatever is queued. */
+                    for (size_t left = held + n; left > 0;) {
+                        size_t got = 99;
+                        assert_rc(lch_channel_recv_batch(ch, out, take, &got,
+                                                         LCH_NOWAIT),
+                                  LCH_OK);
+                        assert_int_equal(got, take < left ? take : left);
+                        for (size_t i = 0; i < got; i++, next_out++) {
+                            if (left - i > n) { /* one of the held values */
+                                assert_int_equal(out[i].kind, LCH_INT);
+                                assert_int_equal(out[i].u.i, next_out);
+                                continue;
+                            }
+                            assert_int_equal(out[i].tag, (uint32_t)next_out);
+                            if (out[i].kind == LCH_INT)
+                                assert_int_equal(out[i].u.i, next_out);
+                            else
+                                assert_true(out[i].kind == LCH_FLOAT &&
+                                            out[i].u.f == (double)next_out);
+                        }
+                        left -= got;
+                        take = take % (cap + 3) + 1;
+                    }
+                    assert_rc(lch_channel_recv_batch(ch, out, 1, &n,
+                                                     LCH_NOWAIT),
+                              LCH_EAGAIN);
+                }
+            }
+        }
+        assert_int_equal(next_in, next_out);
+        lch_channel_unref(ch);
+    }
+}
+
 static void test_debug_advance_refuses(void **state)
 {
     (void)state;
@@ -1596,6 +1679,7 @@ int main(int argc, char **argv)
         TU_TEST(test_create_names),
         TU_TEST(test_create_max_capacity),
         TU_TEST(test_ring_position_wrap),
+        TU_TEST(test_ring_batch_every_offset),
         TU_TEST(test_debug_advance_refuses),
         TU_TEST(test_ids_unique),
         TU_TEST(test_null_handles),
