@@ -16,6 +16,7 @@ import decimal
 import gc
 import pickle
 import sys
+import threading
 
 import pytest
 
@@ -184,6 +185,19 @@ def _kept_alive():
             NotShareableError]
 
 
+def _total_growth(op, f, rounds, per_round):
+    """sys.gettotalrefcount()'s growth over each of `rounds` rounds of
+    `per_round` calls (after a collection)."""
+    totals = []
+    for _ in range(rounds):
+        t0 = sys.gettotalrefcount()
+        for _ in range(per_round):
+            op(f)
+        gc.collect()
+        totals.append(sys.gettotalrefcount() - t0)
+    return totals
+
+
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.__name__[3:])
 def test_no_reference_leaks(op):
     f = Fixture()
@@ -196,23 +210,28 @@ def test_no_reference_leaks(op):
             op(f)
         gc.collect()
         before = [sys.getrefcount(o) for o in watched]
-        totals = []
-        for _ in range(rounds):
-            t0 = sys.gettotalrefcount() if DEBUG_BUILD else 0
-            for _ in range(per_round):
-                op(f)
-            gc.collect()
-            if DEBUG_BUILD:
-                totals.append(sys.gettotalrefcount() - t0)
+        for _ in range(rounds * per_round):
+            op(f)
+        gc.collect()
         after = [sys.getrefcount(o) for o in watched]
         grew = [(repr(o)[:60], b, a)
                 for o, b, a in zip(watched, before, after) if a != b]
         assert not grew, f"reference counts changed: {grew}"
-        # A leak of one reference per call grows every round by at least
-        # per_round; caches still filling up grow some rounds by less.
         if DEBUG_BUILD:
-            assert min(totals) < per_round, (
-                f"sys.gettotalrefcount() grew by {totals} per "
-                f"{per_round} calls")
+            # A leak of one reference per call grows every round by at least
+            # per_round; caches still filling up grow some rounds by less.
+            # The total counts every thread and interpreter in the process,
+            # so work an earlier test left running can grow it too (seen
+            # once in a full run on 3.14-dbg, never alone): a leak grows
+            # every round of every attempt, so look up to three times.
+            attempts = []
+            while len(attempts) < 3:
+                attempts.append(_total_growth(op, f, rounds, per_round))
+                if min(attempts[-1]) < per_round:
+                    break
+            assert min(attempts[-1]) < per_round, (
+                f"sys.gettotalrefcount() grew by {attempts} per "
+                f"{per_round} calls; threads alive: "
+                f"{[t.name for t in threading.enumerate()]}")
     finally:
         f.close()
